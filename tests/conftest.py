@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny GGUF models written on the spot, the real pair when present, and an
+isolated TOKINT_HOME for every test."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gguf_factory import TinySpec, write_tiny_model, write_tiny_pair  # noqa: E402
+
+REAL_DIR = Path(os.environ.get("TOKINT_TEST_MODELS", Path.home() / ".cache" / "tokint-test-models"))
+REAL_BASE = REAL_DIR / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+REAL_REASONING = REAL_DIR / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+REAL_OTHER_VOCAB = REAL_DIR / "smollm2-135m-instruct-q4_1.gguf"
+REAL_MISSING = (
+    f"real models absent from {REAL_DIR}; run `python3 ../shared/models/fetch_real_models.py` "
+    "(or set TOKINT_TEST_MODELS) to run the real-model tests"
+)
+
+
+@pytest.fixture(autouse=True)
+def tokint_home(tmp_path, monkeypatch):
+    """Every test gets its own TOKINT_HOME and no inherited TOKINT_MODELS."""
+    home = tmp_path / "tokint-home"
+    home.mkdir()
+    monkeypatch.setenv("TOKINT_HOME", str(home))
+    monkeypatch.delenv("TOKINT_MODELS", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory) -> dict[str, Path]:
+    """Tiny GGUF files: a pair with one vocab, a padded reasoning model, and a different vocab."""
+    folder = tmp_path_factory.mktemp("tiny-models")
+    base, reasoning = write_tiny_pair(folder, seed=0)
+    _, padded = write_tiny_pair(folder, seed=0, reasoning_pad=24)
+    other = write_tiny_model(folder / "tiny-other-vocab.gguf", TinySpec(seed=7, vocab="other"))
+    far = write_tiny_model(folder / "tiny-far-padded.gguf", TinySpec(seed=8, n_pad=200))
+    return {"base": base, "reasoning": reasoning, "padded": padded, "other": other, "far": far}
+
+
+def models_toml_text(files: dict[str, Path], n_ctx: int = 512) -> str:
+    def model(p: Path) -> str:
+        return f'{{ path = "{p}", n_ctx = {n_ctx}, n_threads = 1 }}'
+
+    return f"""
+default_pair = "tiny"
+
+[pairs.tiny]
+base = {model(files["base"])}
+reasoning = {model(files["reasoning"])}
+
+[pairs.tiny-padded]
+base = {model(files["base"])}
+reasoning = {model(files["padded"])}
+
+[pairs.tiny-mismatch]
+base = {model(files["base"])}
+reasoning = {model(files["other"])}
+"""
+
+
+@pytest.fixture
+def tiny_models_toml(tmp_path, tiny_files) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(models_toml_text(tiny_files))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tiny_files, tmp_path_factory):
+    """The tiny pair loaded once for the session (generations on it run one at a time)."""
+    from tokint_local.config import load_models
+    from tokint_local.pair import open_pair
+
+    path = tmp_path_factory.mktemp("tiny-config") / "models.toml"
+    path.write_text(models_toml_text(tiny_files))
+    pair = open_pair(load_models(path).pair("tiny"))
+    yield pair
+    pair.close()
+
+
+@pytest.fixture(scope="session")
+def real_pair():
+    """The real qwen2.5-coder pair, loaded once; skipped with a reason when the files are absent."""
+    if not (REAL_BASE.is_file() and REAL_REASONING.is_file()):
+        pytest.skip(REAL_MISSING)
+    from tokint_local.config import ModelEntry, PairEntry
+    from tokint_local.pair import open_pair
+
+    entry = PairEntry(
+        "qwen2.5-coder",
+        ModelEntry("base", path=REAL_BASE, n_ctx=1024, n_threads=2),
+        ModelEntry("reasoning", path=REAL_REASONING, n_ctx=1024, n_threads=2),
+    )
+    pair = open_pair(entry)
+    yield pair
+    pair.close()

@@ -1,0 +1,284 @@
+"""The one module that talks to llama.cpp (through llama-cpp-python's low-level API).
+
+A ``LlamaModel`` is one GGUF model with its own context and KV cache. It decodes a batch of
+tokens at the next positions and returns logits only for the rows asked for
+(``llama_batch`` + ``llama_get_logits_ith``), rolls its cache back (``llama_memory_seq_rm``),
+and reuses the cached prefix of a new prompt. Logits memory is bounded by the rows requested,
+never n_ctx x vocab.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import llama_cpp
+import numpy as np
+
+from .compat import VocabInfo
+from .errors import BackendError, ModelFileMissing, ModelLoadError, PromptTooLong
+
+log = logging.getLogger("tokint.llama")
+
+_VOCAB_TYPES = {0: "none", 1: "spm", 2: "bpe", 3: "wpm", 4: "ugm", 5: "rwkv", 6: "plamo2"}
+_LOG_ERROR = 4  # GGML_LOG_LEVEL_ERROR
+_init_lock = threading.Lock()
+_initialised = False
+
+
+@llama_cpp.llama_log_callback
+def _forward_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    if level == _LOG_ERROR:
+        log.warning("%s", text.decode("utf-8", "replace").rstrip())
+
+
+def _init_backend() -> None:
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            llama_cpp.llama_log_set(_forward_log, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _initialised = True
+
+
+def versions() -> dict[str, str]:
+    return {"llama_cpp_python": llama_cpp.__version__}
+
+
+def gpu_offload_supported() -> bool:
+    _init_backend()
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How to load one model. ``n_threads`` None means every core."""
+
+    path: Path
+    n_ctx: int = 4096
+    n_threads: Optional[int] = None
+    n_gpu_layers: int = 0
+    n_batch: int = 512
+
+
+class LlamaModel:
+    """One loaded GGUF model with its own context. Not thread-safe: one user at a time."""
+
+    def __init__(self, settings: ModelSettings):
+        _init_backend()
+        self.settings = settings
+        path = Path(settings.path)
+        if not path.is_file():
+            raise ModelFileMissing(f"model file not found: {path}")
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = settings.n_gpu_layers
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self._model:
+            raise ModelLoadError(f"llama.cpp could not load {path} (is it a complete GGUF file?)")
+        cparams = llama_cpp.llama_context_default_params()
+        threads = settings.n_threads or os.cpu_count() or 1
+        cparams.n_ctx = settings.n_ctx
+        cparams.n_batch = settings.n_batch
+        cparams.n_ubatch = settings.n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+            raise ModelLoadError(f"llama.cpp could not create a context for {path} (n_ctx {settings.n_ctx})")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_batch = settings.n_batch
+        self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
+        self._pieces: dict[int, bytes] = {}
+        self._vocab_info: Optional[VocabInfo] = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        if getattr(self, "_batch", None) is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if getattr(self, "_ctx", None):
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- metadata --------------------------------------------------------------------------
+    def metadata(self, key: str) -> Optional[str]:
+        size = 1 << 16
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buf.value.decode("utf-8", "replace")
+            size = n + 1
+
+    @property
+    def chat_template(self) -> Optional[str]:
+        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        return raw.decode("utf-8", "replace") if raw else None
+
+    def token_text(self, token: int) -> str:
+        raw = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return raw.decode("utf-8", "backslashreplace") if raw else ""
+
+    @property
+    def bos(self) -> int:
+        return llama_cpp.llama_vocab_bos(self._vocab)
+
+    @property
+    def eos(self) -> int:
+        return llama_cpp.llama_vocab_eos(self._vocab)
+
+    def special_text(self, token: int) -> str:
+        return self.token_text(token) if token >= 0 else ""
+
+    def vocab_info(self) -> VocabInfo:
+        if self._vocab_info is None:
+            self._vocab_info = self._read_vocab_info()
+        return self._vocab_info
+
+    def _read_vocab_info(self) -> VocabInfo:
+        return VocabInfo(
+            vocab_type=_VOCAB_TYPES.get(llama_cpp.llama_vocab_type(self._vocab), "unknown"),
+            bos=self.bos,
+            eos=self.eos,
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+            add_eos=bool(llama_cpp.llama_vocab_get_add_eos(self._vocab)),
+            tokens=[self.token_text(i) for i in range(self.n_vocab)],
+        )
+
+    @property
+    def add_bos(self) -> bool:
+        return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+
+    def memory_bytes(self) -> int:
+        return int(llama_cpp.llama_model_size(self._model))
+
+    # -- text ------------------------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            raise BackendError("tokenization failed")
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for; control tokens (end of turn, ...) give none."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            if n >= 0:
+                out = buf.raw[:n]
+                self._pieces[token] = out
+                return out
+            size = -n
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    # -- decoding --------------------------------------------------------------------------
+    @property
+    def n_past(self) -> int:
+        return len(self._cached)
+
+    def prefill(self, tokens: Sequence[int]) -> np.ndarray:
+        """Put ``tokens`` in the cache, reusing the longest cached prefix; logits of the last one.
+
+        Returns a float32 array ``[n_vocab]``.
+        """
+        if not tokens:
+            raise BackendError("cannot decode an empty prompt")
+        if len(tokens) >= self.n_ctx:
+            raise PromptTooLong(
+                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it or raise n_ctx"
+            )
+        common = 0
+        for a, b in zip(self._cached, tokens):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last prompt token is decoded again for its logits
+        self.truncate(common)
+        rest = list(tokens[common:])
+        logits = None
+        for start in range(0, len(rest), self.n_batch):
+            chunk = rest[start : start + self.n_batch]
+            last = start + self.n_batch >= len(rest)
+            logits = self.decode(chunk, rows=[len(chunk) - 1] if last else [])
+        assert logits is not None
+        return logits[0]
+
+    def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Append ``tokens`` at the next positions; logits ``[len(rows), n_vocab]`` for the chosen rows.
+
+        ``rows`` None means every row. Raises BackendError when the context is full.
+        """
+        n = len(tokens)
+        if n == 0 or n > self.n_batch:
+            raise BackendError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")
+        if self.n_past + n > self.n_ctx:
+            raise BackendError(f"the context is full ({self.n_ctx} tokens)")
+        rows = range(n) if rows is None else rows
+        want = set(rows)
+        batch = self._batch
+        start = self.n_past
+        for i, tok in enumerate(tokens):
+            batch.token[i] = tok
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i in want
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # On failure llama.cpp leaves the cache as it was before this batch.
+            self.truncate(start)
+            raise BackendError(f"llama_decode failed with code {rc}")
+        self._cached.extend(tokens)
+        out = np.empty((len(rows), self.n_vocab), dtype=np.float32)
+        for j, row in enumerate(rows):
+            ptr = llama_cpp.llama_get_logits_ith(self._ctx, row)
+            if not ptr:
+                raise BackendError(f"llama.cpp returned no logits for row {row}")
+            out[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return out
+
+    def truncate(self, n: int) -> None:
+        """Forget every cached position from ``n`` on (``llama_memory_seq_rm``)."""
+        if n >= len(self._cached):
+            return
+        if not llama_cpp.llama_memory_seq_rm(self._memory, 0, n, -1):
+            llama_cpp.llama_memory_clear(self._memory, True)
+            self._cached = []
+            return
+        del self._cached[n:]

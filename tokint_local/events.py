@@ -1,0 +1,178 @@
+"""Types that cross a boundary: a generation request, a token event, a summary.
+
+Frozen dataclasses with ``to_wire()`` / ``from_wire()`` beside them; nothing else builds these
+dicts. ``from_wire`` ignores unknown fields and turns a missing, mistyped or out-of-range field
+into ``InvalidParameter`` naming the field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, Union
+
+from .divergence import DIVERGENCES
+from .errors import InvalidParameter
+
+MODES = ("base", "reasoning", "intervene")
+SCHEDULES = ("lockstep",)
+SOURCES = ("base", "reasoning")
+FINISH_REASONS = ("stop", "length", "cancelled", "shutdown", "error")
+DEFAULT_THRESHOLD = 1.0
+DEFAULT_MAX_TOKENS = 256
+MAX_STOP_STRINGS = 16
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float))) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that decides one generation. Validated on construction."""
+
+    prompt: str
+    pair: Optional[str] = None  # None: the default pair
+    mode: str = "intervene"
+    divergence: str = "kl"
+    threshold: float = DEFAULT_THRESHOLD
+    budget: Optional[int] = None  # None: unlimited takeovers
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: Optional[int] = None  # None: a fresh seed, reported in the summary
+    stop: tuple[str, ...] = ()
+    raw: bool = False  # True: the prompt goes in as plain text, without the chat template
+    max_position: Optional[int] = None  # takeovers only before this response position
+    min_base_entropy: Optional[float] = None  # takeovers only where base entropy (nats) >= this
+    schedule: str = "lockstep"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop))
+        if _is_int(self.threshold):
+            object.__setattr__(self, "threshold", float(self.threshold))
+        for name in ("temperature", "top_p", "min_base_entropy"):
+            if _is_int(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(name: str, why: str) -> InvalidParameter:
+            return InvalidParameter(f"{name}: {why} (got {getattr(self, name)!r})")
+
+        if not isinstance(self.prompt, str):
+            raise bad("prompt", "must be a string")
+        if self.pair is not None and (not isinstance(self.pair, str) or not self.pair):
+            raise bad("pair", "must be a pair name")
+        if self.mode not in MODES:
+            raise bad("mode", f"must be one of {', '.join(MODES)}")
+        if self.divergence not in DIVERGENCES:
+            raise bad("divergence", f"must be one of {', '.join(DIVERGENCES)}")
+        if self.schedule not in SCHEDULES:
+            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        if not isinstance(self.threshold, float) or math.isnan(self.threshold) or self.threshold < 0:
+            raise bad("threshold", "must be a number >= 0 (inf allowed)")
+        if self.budget is not None and (not _is_int(self.budget) or self.budget < 0):
+            raise bad("budget", "must be an integer >= 0, or omitted for unlimited")
+        if not _is_int(self.max_tokens) or self.max_tokens < 1:
+            raise bad("max_tokens", "must be an integer >= 1")
+        if not isinstance(self.temperature, float) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise bad("temperature", "must be a finite number >= 0")
+        if not _is_int(self.top_k) or self.top_k < 0:
+            raise bad("top_k", "must be an integer >= 0 (0 turns it off)")
+        if not isinstance(self.top_p, float) or not (0.0 < self.top_p <= 1.0):
+            raise bad("top_p", "must be a number in (0, 1]")
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2**63):
+            raise bad("seed", "must be an integer in [0, 2**63)")
+        if not isinstance(self.stop, tuple) or len(self.stop) > MAX_STOP_STRINGS or not all(
+            isinstance(s, str) and s for s in self.stop
+        ):
+            raise bad("stop", f"must be a list of at most {MAX_STOP_STRINGS} non-empty strings")
+        if not isinstance(self.raw, bool):
+            raise bad("raw", "must be true or false")
+        if self.max_position is not None and (not _is_int(self.max_position) or self.max_position < 0):
+            raise bad("max_position", "must be an integer >= 0")
+        if self.min_base_entropy is not None and (
+            not isinstance(self.min_base_entropy, float) or not math.isfinite(self.min_base_entropy)
+        ):
+            raise bad("min_base_entropy", "must be a finite number")
+
+    def to_wire(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["stop"] = list(self.stop)
+        return out
+
+    @classmethod
+    def from_wire(cls, body: Any) -> "GenerationRequest":
+        if not isinstance(body, dict):
+            raise InvalidParameter("a generation request must be a map of fields")
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in body.items() if k in known}
+        if "prompt" not in kwargs:
+            raise InvalidParameter("prompt: missing")
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # e.g. an unhashable value where a scalar belongs
+            raise InvalidParameter(f"malformed generation request: {exc}") from None
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One response token and where it came from."""
+
+    position: int  # 0-based index in the response
+    token_id: int
+    text: str  # may be empty when the token ends inside a multi-byte character
+    source: str  # "base" or "reasoning"
+    divergence: Optional[float]  # None where the reasoning model did not run
+    base_entropy: Optional[float]  # None where the base model did not run
+    budget_left: Optional[int]  # None: unlimited
+    t: float  # seconds since the generation began
+
+    type = "token"
+
+    def to_wire(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["type"] = self.type
+        return out
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "TokenEvent":
+        return cls(**{f.name: body.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a generation ended."""
+
+    n_tokens: int
+    n_takeovers: int
+    takeover_positions: tuple[int, ...]
+    finish_reason: str
+    tokens_per_second: float  # response tokens over decode time (prompt processing excluded)
+    elapsed_s: float  # the whole generation, prompt processing included
+    time_to_first_token_s: Optional[float] = None
+    seed: Optional[int] = None
+    prompt_tokens: dict[str, int] = field(default_factory=dict)  # per model role
+
+    type = "summary"
+
+    def to_wire(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["takeover_positions"] = list(self.takeover_positions)
+        out["type"] = self.type
+        return out
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "Summary":
+        kwargs = {f.name: body[f.name] for f in fields(cls) if f.name in body}
+        kwargs["takeover_positions"] = tuple(kwargs.get("takeover_positions", ()))
+        return cls(**kwargs)
+
+
+Event = Union[TokenEvent, Summary]
