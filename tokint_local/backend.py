@@ -3,7 +3,7 @@
 A ``LlamaModel`` is one GGUF model with its own context and KV cache. It decodes a batch of
 tokens at the next positions and returns logits only for the rows asked for
 (``llama_batch`` + ``llama_get_logits_ith``), rolls its cache back (``llama_memory_seq_rm``),
-and reuses the cached prefix of a new prompt. Logits memory is bounded by the rows requested,
+and keeps the last prompt's cache for an identical prompt. Logits memory is bounded by the rows requested,
 never n_ctx x vocab.
 """
 from __future__ import annotations
@@ -101,6 +101,7 @@ class LlamaModel:
         self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
         self._pieces: dict[int, bytes] = {}
         self._vocab_info: Optional[VocabInfo] = None
+        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray]] = None  # last prompt and its logits
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -212,9 +213,12 @@ class LlamaModel:
         return len(self._cached)
 
     def prefill(self, tokens: Sequence[int]) -> np.ndarray:
-        """Put ``tokens`` in the cache, reusing the longest cached prefix; logits of the last one.
+        """Put the prompt ``tokens`` in the cache from position 0; logits ``[n_vocab]`` of the last one.
 
-        Returns a float32 array ``[n_vocab]``.
+        The prompt is always decoded the same way (chunks of n_batch from position 0), because
+        llama.cpp's arithmetic differs slightly between batch sizes: reusing part of an earlier
+        prompt would make a generation depend on what ran before it. The one reuse is exact: the
+        same prompt as last time keeps its cache and its logits.
         """
         if not tokens:
             raise BackendError("cannot decode an empty prompt")
@@ -222,21 +226,20 @@ class LlamaModel:
             raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it or raise n_ctx"
             )
-        common = 0
-        for a, b in zip(self._cached, tokens):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(tokens) - 1)  # the last prompt token is decoded again for its logits
-        self.truncate(common)
-        rest = list(tokens[common:])
+        key = tuple(tokens)
+        if self._prompt is not None and self._prompt[0] == key and tuple(self._cached[: len(key)]) == key:
+            self.truncate(len(key))
+            return self._prompt[1].copy()
+        self._prompt = None
+        self.truncate(0)
         logits = None
-        for start in range(0, len(rest), self.n_batch):
-            chunk = rest[start : start + self.n_batch]
-            last = start + self.n_batch >= len(rest)
+        for start in range(0, len(key), self.n_batch):
+            chunk = key[start : start + self.n_batch]
+            last = start + self.n_batch >= len(key)
             logits = self.decode(chunk, rows=[len(chunk) - 1] if last else [])
         assert logits is not None
-        return logits[0]
+        self._prompt = (key, logits[0])
+        return logits[0].copy()
 
     def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """Append ``tokens`` at the next positions; logits ``[len(rows), n_vocab]`` for the chosen rows.

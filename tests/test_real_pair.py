@@ -1,0 +1,60 @@
+"""The engine's properties on the real qwen2.5-coder pair (skipped when the files are absent)."""
+import numpy as np
+import pytest
+
+from conftest import REAL_BASE, REAL_MISSING, REAL_OTHER_VOCAB
+from tokint_local.engine import generate, prepare_prompt
+from tokint_local.errors import IncompatiblePair
+from tokint_local.events import GenerationRequest, TokenEvent
+
+pytestmark = pytest.mark.real
+PROMPT = "Write a Python function is_prime(n)."
+
+
+def ids(pair, **kw):
+    events = list(generate(pair, GenerationRequest(prompt=PROMPT, max_tokens=16, **kw)))
+    return [e for e in events if isinstance(e, TokenEvent)], events[-1]
+
+
+def test_infinite_threshold_equals_base_and_zero_threshold_equals_reasoning(real_pair):
+    base, _ = ids(real_pair, mode="base")
+    reasoning, _ = ids(real_pair, mode="reasoning")
+    never, s_never = ids(real_pair, threshold=float("inf"))
+    always, s_always = ids(real_pair, threshold=0.0)
+    assert [t.token_id for t in never] == [t.token_id for t in base] and s_never.n_takeovers == 0
+    assert [t.token_id for t in always] == [t.token_id for t in reasoning]
+    assert s_always.n_takeovers == len(always)
+
+
+def test_budget_takeovers_are_the_reasoning_models_argmax(real_pair):
+    tokens, summary = ids(real_pair, threshold=0.5, budget=3)
+    assert summary.n_takeovers <= 3
+    prompt_ids = prepare_prompt(real_pair.reasoning, PROMPT, raw=False, role="reasoning").tokens
+    response = [t.token_id for t in tokens]
+    for t in tokens:
+        if t.source == "reasoning":
+            assert t.divergence >= 0.5
+            logits = real_pair.reasoning.prefill(prompt_ids + response[: t.position])
+            assert int(np.argmax(logits[: real_pair.n_shared])) == t.token_id
+
+
+def test_prompt_logits_do_not_depend_on_the_previous_generation(real_pair):
+    model = real_pair.base
+    a = model.tokenize("def add(a, b):\n    return a + b\n", False, False)
+    b = model.tokenize("def add(a, b):\n    return a - b\n", False, False)
+    cold = model.prefill(b)
+    model.prefill(a)
+    model.decode([13, 14, 15])
+    np.testing.assert_array_equal(model.prefill(b), cold)
+
+
+def test_a_different_tokenizer_is_refused():
+    if not REAL_OTHER_VOCAB.is_file():
+        pytest.skip(REAL_MISSING + " (with --all for SmolLM2)")
+    from tokint_local.config import ModelEntry, PairEntry
+    from tokint_local.pair import open_pair
+
+    entry = PairEntry("mixed", ModelEntry("base", path=REAL_OTHER_VOCAB, n_ctx=256),
+                      ModelEntry("reasoning", path=REAL_BASE, n_ctx=256))
+    with pytest.raises(IncompatiblePair, match="cannot be paired"):
+        open_pair(entry)
