@@ -74,7 +74,7 @@ class ModelEntry:
             return Path(cached)
         raise ModelFileMissing(
             f"{self.role} model {self.hf_repo}:{self.file} is not downloaded; download it with "
-            f"`huggingface-cli download {self.hf_repo} {self.file}`, or point the pair at a local file "
+            f"`hf download {self.hf_repo} {self.file}`, or point the pair at a local file "
             f'with `{self.role} = {{ path = "/path/to/model.gguf" }}` in models.toml'
         )
 
