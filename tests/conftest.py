@@ -3,7 +3,11 @@ isolated TOKINT_HOME for every test."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +34,30 @@ def tokint_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKINT_HOME", str(home))
     monkeypatch.delenv("TOKINT_MODELS", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def daemon_address(monkeypatch):
+    """Every test gets its own runtime folder and daemon address (short: ipc paths are limited to
+    ~100 bytes); a daemon a test started there (autostart included) is stopped afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="tk", dir="/tmp"))
+    address = f"ipc://{folder}/tokintd.sock"
+    monkeypatch.setenv("TOKINT_RUNTIME_DIR", str(folder))
+    monkeypatch.setenv("TOKINT_ADDRESS", address)
+    yield address
+    if (folder / "tokintd.sock").exists():
+        from tokint_local.client import Client
+        from tokint_local.errors import TokintError
+
+        client = Client(address, timeout=0.5)
+        try:
+            client.shutdown()
+            time.sleep(0.3)
+        except TokintError:
+            pass
+        finally:
+            client.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +89,10 @@ reasoning = {model(files["padded"])}
 [pairs.tiny-mismatch]
 base = {model(files["base"])}
 reasoning = {model(files["other"])}
+
+[pairs.tiny-long]
+base = {{ path = "{files["base"]}", n_ctx = 8192, n_threads = 1 }}
+reasoning = {{ path = "{files["reasoning"]}", n_ctx = 8192, n_threads = 1 }}
 """
 
 
@@ -100,3 +132,63 @@ def real_pair():
     pair = open_pair(entry)
     yield pair
     pair.close()
+
+
+class DaemonProcess:
+    """A real tokintd in a subprocess, serving a models file at an address."""
+
+    def __init__(self, models: Path, address: str, *extra: str, env: dict | None = None):
+        self.address = address
+        self.log = Path(tempfile.mkstemp(prefix="tokintd-", suffix=".log")[1])
+        cmd = [sys.executable, "-m", "daemon.cli", "--models", str(models), "--bind", address, "--log-level", "debug", *extra]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=Path(__file__).parent.parent)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        from tokint_local.client import Client
+        from tokint_local.errors import DaemonUnavailable
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tokintd exited with {self.proc.returncode}: {self.log.read_text()}")
+            client = Client(self.address)
+            try:
+                client.hello(timeout=0.3)
+                return
+            except DaemonUnavailable:
+                time.sleep(0.05)
+            finally:
+                client.close()
+        raise RuntimeError(f"tokintd did not answer: {self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemon(tiny_models_toml, daemon_address):
+    """A tokintd of this test's own on the tiny models."""
+    d = DaemonProcess(tiny_models_toml, daemon_address)
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory, tiny_files):
+    """One tokintd for a module's tests that leave it as they found it."""
+    folder = Path(tempfile.mkdtemp(prefix="tks", dir="/tmp"))
+    models = tmp_path_factory.mktemp("shared-daemon") / "models.toml"
+    models.write_text(models_toml_text(tiny_files))
+    d = DaemonProcess(models, f"ipc://{folder}/d.sock")
+    yield d
+    d.stop()
+    shutil.rmtree(folder, ignore_errors=True)

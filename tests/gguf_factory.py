@@ -55,7 +55,7 @@ class TinySpec:
     n_head: int = 4
     n_head_kv: int = 2
     n_ff: int = 64
-    context_length: int = 2048
+    context_length: int = 8192
     logit_scale: float = 3.0  # larger: more peaked next-token distributions
     chat_template: Optional[str] = CHAT_TEMPLATE
 

@@ -14,7 +14,7 @@ def tokint(*args, stdin=None, env=None):
 
 
 def test_json_output_is_one_event_per_line(tiny_models_toml):
-    r = tokint("generate", "--models", str(tiny_models_toml), "--threshold", "1.5", "--budget", "2",
+    r = tokint("generate", "--local", "--models", str(tiny_models_toml), "--threshold", "1.5", "--budget", "2",
                "--max-tokens", "12", "--json", "hello")
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in r.stdout.splitlines()]
@@ -28,7 +28,7 @@ def test_json_output_is_one_event_per_line(tiny_models_toml):
 
 
 def test_text_output_streams_the_response_and_a_summary_line(tiny_models_toml, capsys):
-    assert main(["--models", str(tiny_models_toml), "generate", "--max-tokens", "8", "--mode", "base", "hi"]) == 0
+    assert main(["--models", str(tiny_models_toml), "generate", "--local", "--max-tokens", "8", "--mode", "base", "hi"]) == 0
     out, err = capsys.readouterr()
     assert out.endswith("\n") and len(out) > 1
     assert "8 tokens, 0 takeovers" in err and "finish: length" in err
@@ -36,7 +36,7 @@ def test_text_output_streams_the_response_and_a_summary_line(tiny_models_toml, c
 
 
 def test_prompt_from_stdin(tiny_models_toml):
-    r = tokint("generate", "--models", str(tiny_models_toml), "--max-tokens", "3", "--json", "--raw", "-", stdin="hello")
+    r = tokint("generate", "--local", "--models", str(tiny_models_toml), "--max-tokens", "3", "--json", "--raw", "-", stdin="hello")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["prompt_tokens"]["base"] == 4  # he-l-l-o in the tiny vocab
 
@@ -53,7 +53,7 @@ def test_prompt_from_stdin(tiny_models_toml):
     ],
 )
 def test_bad_input_is_one_clear_line(tiny_models_toml, capsys, args, message):
-    assert main(["--models", str(tiny_models_toml), "generate", *args, "hi"]) == 1
+    assert main(["--models", str(tiny_models_toml), "generate", "--local", *args, "hi"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("tokint: error: ") and message in err and err.count("\n") == 1
 
@@ -63,14 +63,14 @@ def test_missing_model_file_and_long_prompt(tmp_path, tiny_files, capsys):
     p.write_text(f'[pairs.gone]\nbase = {{ path = "{tmp_path}/gone.gguf" }}\nreasoning = {{ path = "{tiny_files["reasoning"]}" }}\n'
                  f'[pairs.short]\nbase = {{ path = "{tiny_files["base"]}", n_ctx = 256 }}\n'
                  f'reasoning = {{ path = "{tiny_files["reasoning"]}", n_ctx = 256 }}\n')
-    assert main(["generate", "--models", str(p), "--pair", "gone", "hi"]) == 1
+    assert main(["generate", "--local", "--models", str(p), "--pair", "gone", "hi"]) == 1
     assert "model file not found" in capsys.readouterr().err
-    assert main(["generate", "--models", str(p), "--pair", "short", "a" * 400]) == 1
+    assert main(["generate", "--local", "--models", str(p), "--pair", "short", "a" * 400]) == 1
     assert "context holds 256" in capsys.readouterr().err
 
 
 def test_errors_never_print_a_traceback(tiny_models_toml):
-    r = tokint("generate", "--models", str(tiny_models_toml), "--pair", "tiny-mismatch", "hi")
+    r = tokint("generate", "--local", "--models", str(tiny_models_toml), "--pair", "tiny-mismatch", "hi")
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
     r = tokint("generate", "--threshold", "x", "hi")
     assert r.returncode == 2 and "not a number: 'x'" in r.stderr and "Traceback" not in r.stderr

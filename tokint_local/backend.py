@@ -66,11 +66,13 @@ class ModelSettings:
 
 
 class LlamaModel:
-    """One loaded GGUF model with its own context. Not thread-safe: one user at a time."""
+    """One loaded GGUF model with its own context. Not thread-safe: hold ``lock`` while using it
+    from more than one thread."""
 
     def __init__(self, settings: ModelSettings):
         _init_backend()
         self.settings = settings
+        self.lock = threading.Lock()
         path = Path(settings.path)
         if not path.is_file():
             raise ModelFileMissing(f"model file not found: {path}")

@@ -5,16 +5,14 @@ Library errors (TokintError) become one line on stderr and a non-zero exit, neve
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
 import threading
-from typing import Any, Callable, Iterable, Optional, Sequence, TextIO
+from typing import Any, Callable, Optional, Sequence, TextIO
 
 from .divergence import DIVERGENCES
 from .errors import TokintError
-from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
+from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
+from .render import TextPrinter, color_wanted, json_printer, pairs_text, print_json, status_text
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -78,49 +76,6 @@ def request_from_args(args: argparse.Namespace, stdin: TextIO) -> GenerationRequ
     )
 
 
-class TextPrinter:
-    """Prints a stream of events as a person reads it: the response, takeovers highlighted."""
-
-    TAKEOVER = "\x1b[1;30;43m"  # bold black on yellow
-    RESET = "\x1b[0m"
-
-    def __init__(self, out: TextIO, err: TextIO, color: bool):
-        self.out, self.err, self.color = out, err, color
-
-    def __call__(self, event: TokenEvent | Summary) -> None:
-        if isinstance(event, TokenEvent):
-            if event.source == "reasoning" and self.color and event.text:
-                self.out.write(f"{self.TAKEOVER}{event.text}{self.RESET}")
-            else:
-                self.out.write(event.text)
-            self.out.flush()
-        else:
-            self.out.write("\n")
-            self.out.flush()
-            self.err.write(summary_line(event) + "\n")
-
-
-def summary_line(s: Summary) -> str:
-    shown = ", ".join(str(p) for p in s.takeover_positions[:12]) + (" ..." if len(s.takeover_positions) > 12 else "")
-    where = f" at {shown}" if shown else ""
-    return (
-        f"[{s.n_tokens} tokens, {s.n_takeovers} takeovers{where}; {s.tokens_per_second:.1f} tok/s, "
-        f"{s.elapsed_s:.2f} s; finish: {s.finish_reason}; seed {s.seed}]"
-    )
-
-
-def json_printer(out: TextIO) -> Callable[[Any], None]:
-    def emit(event: TokenEvent | Summary) -> None:
-        out.write(json.dumps(event.to_wire(), ensure_ascii=False) + "\n")
-        out.flush()
-
-    return emit
-
-
-def _color_wanted(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-
 def run_local_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:
     from .config import load_models
     from .engine import generate
@@ -145,10 +100,94 @@ def run_local_generation(args: argparse.Namespace, req: GenerationRequest, emit:
     return 0
 
 
+def run_daemon_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:
+    from .autostart import connect
+
+    client = connect(args.connect, args.models, not args.no_autostart, err)
+    try:
+        params = req.to_wire()
+        prompt, pair = params.pop("prompt"), params.pop("pair")
+        stream = client.generate(prompt, pair, **params)
+        try:
+            for event in stream:
+                emit(event)
+        except KeyboardInterrupt:
+            stream.cancel()
+            for event in stream:  # the daemon ends the stream with finish reason "cancelled"
+                emit(event)
+            return EXIT_INTERRUPTED
+    finally:
+        client.close()
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     req = request_from_args(args, sys.stdin)
-    emit = json_printer(sys.stdout) if args.json else TextPrinter(sys.stdout, sys.stderr, _color_wanted(sys.stdout))
-    return run_local_generation(args, req, emit, sys.stderr)
+    emit = json_printer(sys.stdout) if args.json else TextPrinter(sys.stdout, sys.stderr, color_wanted(sys.stdout))
+    run = run_local_generation if args.local else run_daemon_generation
+    return run(args, req, emit, sys.stderr)
+
+
+def _daemon(args: argparse.Namespace):
+    from .autostart import connect
+
+    return connect(args.connect, args.models, not args.no_autostart, sys.stderr)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = _daemon(args)
+    try:
+        status = client.status()
+    finally:
+        client.close()
+    if args.json:
+        print_json(sys.stdout, status.to_wire())
+    else:
+        sys.stdout.write(status_text(status) + "\n")
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    if args.local:
+        from .config import load_models
+        from .status import PairListing, describe_model
+
+        models = load_models(args.models)
+        pairs = [PairListing(name, e.description, name == models.default_pair, describe_model(e.base), describe_model(e.reasoning))
+                 for name, e in models.pairs.items()]
+    else:
+        client = _daemon(args)
+        try:
+            pairs = client.list_pairs()
+        finally:
+            client.close()
+    if args.json:
+        print_json(sys.stdout, [p.to_wire() for p in pairs])
+    else:
+        sys.stdout.write(pairs_text(pairs) + "\n")
+    return 0
+
+
+def cmd_shutdown(args: argparse.Namespace) -> int:
+    from .addresses import client_address
+    from .client import Client
+
+    client = Client(client_address(args.connect))
+    try:
+        client.shutdown()
+    finally:
+        client.close()
+    sys.stderr.write("tokint: tokintd is shutting down\n")
+    return 0
+
+
+def _add_daemon_arguments(p: argparse.ArgumentParser, local: bool) -> None:
+    p.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS,
+                   help="tokintd address (default: $TOKINT_ADDRESS or the per-user ipc socket)")
+    p.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS,
+                   help="fail instead of starting tokintd when none is running")
+    if local:
+        p.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,9 +197,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--models", default=None, help="models.toml to use (default: $TOKINT_MODELS or the shipped one)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    gen = sub.add_parser("generate", help="generate a response with a model pair")
+    parser.add_argument("--connect", metavar="ADDR", default=None,
+                        help="tokintd address (default: $TOKINT_ADDRESS or the per-user ipc socket)")
+    parser.add_argument("--no-autostart", action="store_true", help="fail instead of starting tokintd when none is running")
+    gen = sub.add_parser("generate", help="generate a response with a model pair (through tokintd unless --local)")
     add_generation_arguments(gen)
+    _add_daemon_arguments(gen, local=True)
     gen.set_defaults(func=cmd_generate)
+    status = sub.add_parser("status", help="what the running tokintd is doing")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    _add_daemon_arguments(status, local=False)
+    status.set_defaults(func=cmd_status)
+    pairs = sub.add_parser("pairs", help="the pairs in models.toml and whether their files are here")
+    pairs.add_argument("--json", action="store_true", help="print the pairs as JSON")
+    pairs.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use")
+    _add_daemon_arguments(pairs, local=True)
+    pairs.set_defaults(func=cmd_pairs)
+    stop = sub.add_parser("shutdown", help="stop the running tokintd")
+    _add_daemon_arguments(stop, local=False)
+    stop.set_defaults(func=cmd_shutdown)
     return parser
 
 

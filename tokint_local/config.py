@@ -105,11 +105,12 @@ class ModelsFile:
 
 
 def models_path(explicit: Optional[str | Path] = None) -> Path:
+    """The models file to use, as an absolute path."""
     if explicit:
-        return Path(expand(str(explicit)))
+        return Path(expand(str(explicit))).resolve()
     env = os.environ.get("TOKINT_MODELS")
     if env:
-        return Path(expand(env))
+        return Path(expand(env)).resolve()
     return SHIPPED_MODELS
 
 

@@ -30,6 +30,16 @@ from .sampling import Sampler
 from .textstream import StopHold, Utf8Stream
 
 
+class Cancel(threading.Event):
+    """Set to stop a generation at its next token; ``reason`` becomes its finish reason."""
+
+    reason = "cancelled"
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        self.set()
+
+
 @dataclass(frozen=True)
 class PreparedPrompt:
     tokens: list[int]
@@ -86,7 +96,7 @@ class _Run:
         position = 0
         while True:
             if self.cancel is not None and self.cancel.is_set():
-                finish = "cancelled"
+                finish = getattr(self.cancel, "reason", "cancelled")
                 break
             if req.mode == "intervene" and self.use_reasoning and not self.gate.can_fire(position, self.takeovers):
                 self.use_reasoning = False  # nothing left for the reasoning model to decide
@@ -177,7 +187,7 @@ def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading
     """Stream the events of one generation: TokenEvent per response token, then one Summary.
 
     Bad input raises (a TokintError) before the first event. ``cancel`` stops the generation
-    at the next token with finish reason ``cancelled``. The pair is used exclusively while the
+    at the next token with finish reason ``cancelled`` (or a ``Cancel``'s reason). The pair is used exclusively while the
     iterator runs; do not interleave two generations on one pair.
     """
     return _Run(pair, req, cancel).events()

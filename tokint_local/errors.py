@@ -42,3 +42,29 @@ class PromptTooLong(TokintError):
 
 class BackendError(TokintError):
     code = "backend_error"
+
+
+class DaemonUnavailable(TokintError):
+    """Nothing answered at the daemon's address, or it stopped answering."""
+
+    code = "daemon_unavailable"
+
+
+class DaemonError(TokintError):
+    """An error the daemon reported whose code has no class of its own here."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+_BY_CODE = {cls.code: cls for cls in (
+    InvalidParameter, ConfigError, UnknownPair, ModelFileMissing, ModelLoadError, IncompatiblePair, PromptTooLong,
+    BackendError,
+)}
+
+
+def error_from_code(code: str, message: str) -> TokintError:
+    """The exception a client raises for an error the daemon sent."""
+    cls = _BY_CODE.get(code)
+    return cls(message) if cls is not None else DaemonError(code, message)

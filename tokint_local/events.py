@@ -16,7 +16,7 @@ from .errors import InvalidParameter
 MODES = ("base", "reasoning", "intervene")
 SCHEDULES = ("lockstep",)
 SOURCES = ("base", "reasoning")
-FINISH_REASONS = ("stop", "length", "cancelled", "shutdown", "error")
+FINISH_REASONS = ("stop", "length", "cancelled", "shutdown")
 DEFAULT_THRESHOLD = 1.0
 DEFAULT_MAX_TOKENS = 256
 MAX_STOP_STRINGS = 16
@@ -146,6 +146,7 @@ class TokenEvent:
         return cls(**{f.name: body.get(f.name) for f in fields(cls)})
 
 
+
 @dataclass(frozen=True)
 class Summary:
     """How a generation ended."""
@@ -175,4 +176,46 @@ class Summary:
         return cls(**kwargs)
 
 
+@dataclass(frozen=True)
+class Queued:
+    """The daemon holds the request behind others for the same pair; ``place`` 1 is next."""
+
+    place: int
+
+    type = "queued"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "place": self.place}
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "Queued":
+        return cls(place=body.get("place", 0))
+
+
+@dataclass(frozen=True)
+class Started:
+    """The daemon began the generation (models loaded, prompt accepted)."""
+
+    pair: str
+    mode: str
+    waited_s: float  # time spent queued and loading before the first token
+
+    type = "started"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "pair": self.pair, "mode": self.mode, "waited_s": self.waited_s}
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "Started":
+        return cls(pair=body.get("pair", ""), mode=body.get("mode", ""), waited_s=body.get("waited_s", 0.0))
+
+
 Event = Union[TokenEvent, Summary]
+StreamEvent = Union[Queued, Started, TokenEvent, Summary]
+STREAM_TYPES = {cls.type: cls for cls in (Queued, Started, TokenEvent, Summary)}
+
+
+def stream_event_from_wire(mtype: str, body: dict[str, Any]) -> Optional[StreamEvent]:
+    """A streamed event from its wire type and content; None for a type this side does not know."""
+    cls = STREAM_TYPES.get(mtype)
+    return cls.from_wire(body) if cls is not None else None

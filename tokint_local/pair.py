@@ -1,9 +1,9 @@
 """A loaded model pair: a base model and a reasoning model that can decode one response together."""
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
 
 from .backend import LlamaModel, ModelSettings
 from .compat import shared_vocab_size
@@ -22,37 +22,43 @@ def settings_for(entry: ModelEntry) -> ModelSettings:
 
 @dataclass
 class ModelPair:
-    """Two loaded models and the size of the token-id range they share.
-
-    ``lock`` serialises generations: each model has one KV cache, so one response at a time.
-    """
+    """Two loaded models and the size of the token-id range they share."""
 
     name: str
     base: LlamaModel
     reasoning: LlamaModel
     n_shared: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator["ModelPair"]:
+        """Hold both models for one generation (each model has one KV cache; pairs may share a model)."""
+        models = sorted({id(self.base): self.base, id(self.reasoning): self.reasoning}.items())
+        with contextlib.ExitStack() as stack:
+            for _, model in models:
+                stack.enter_context(model.lock)
+            yield self
 
     def close(self) -> None:
         self.base.close()
         self.reasoning.close()
 
 
-def open_pair(entry: PairEntry, load: Optional[Callable[[ModelSettings], LlamaModel]] = None) -> ModelPair:
-    """Load both models of ``entry`` and check that they can be paired (IncompatiblePair if not).
+def pair_from_models(name: str, base: LlamaModel, reasoning: LlamaModel) -> ModelPair:
+    """Pair two loaded models, or raise IncompatiblePair naming the first difference."""
+    return ModelPair(name, base, reasoning, shared_vocab_size(base.vocab_info(), reasoning.vocab_info()))
 
-    ``load`` lets a caller share models between pairs; by default each call loads its own.
-    """
-    load = load or LlamaModel
-    base_settings = settings_for(entry.base)
-    reasoning_settings = settings_for(entry.reasoning)
-    base = load(base_settings)
-    reasoning = load(reasoning_settings)
+
+def open_pair(entry: PairEntry) -> ModelPair:
+    """Load both models of ``entry`` and check that they can be paired."""
+    base = LlamaModel(settings_for(entry.base))
     try:
-        n_shared = shared_vocab_size(base.vocab_info(), reasoning.vocab_info())
-    except Exception:
-        if load is LlamaModel:
-            base.close()
-            reasoning.close()
+        reasoning = LlamaModel(settings_for(entry.reasoning))
+    except BaseException:
+        base.close()
         raise
-    return ModelPair(entry.name, base, reasoning, n_shared)
+    try:
+        return pair_from_models(entry.name, base, reasoning)
+    except BaseException:
+        base.close()
+        reasoning.close()
+        raise

@@ -1,0 +1,103 @@
+"""The ``tokintd`` command: parse arguments, set up logging, run the daemon.
+
+    tokintd [--models FILE] [--bind ADDR ...] [--preload PAIR ...] [--allow-remote] [--log-level LEVEL]
+    tokintd keygen [--dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import zmq
+
+from tokint_local.addresses import curve_dir, default_bind_addresses, is_local
+from tokint_local.config import load_models
+from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
+
+from .registry import Registry
+from .security import keygen, split_binds
+from .server import Daemon
+
+log = logging.getLogger("tokintd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokintd", description="tokint daemon: keeps model pairs loaded and serves generations over ZeroMQ.")
+    p.add_argument("--models", help="models.toml (default: $TOKINT_MODELS or the shipped one)")
+    p.add_argument("--bind", action="append", metavar="ADDR",
+                   help="listen here (repeatable; default: the per-user ipc socket and tcp://127.0.0.1:7411)")
+    p.add_argument("--preload", action="append", default=[], metavar="PAIR", help="load this pair at start (repeatable)")
+    p.add_argument("--allow-remote", action="store_true", help="allow non-loopback --bind addresses, with CURVE keys required")
+    p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def keygen_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="tokintd keygen", description="Write CURVE keys for remote clients.")
+    p.add_argument("--dir", type=Path, default=None, help="folder for the keys (default: $TOKINT_HOME/curve)")
+    args = p.parse_args(argv)
+    folder = args.dir or curve_dir()
+    keygen(folder)
+    print(f"keys in {folder} (owner-only). Give remote clients server.key and client.key_secret;\n"
+          f"start the daemon with --allow-remote --bind tcp://0.0.0.0:7411")
+    return 0
+
+
+def already_running(addresses: list[str]) -> Optional[str]:
+    """The address of a tokintd that already answers at one of ``addresses``, if any."""
+    from tokint_local.client import Client
+
+    for address in addresses:
+        if not is_local(address):
+            continue
+        client = Client(address)
+        try:
+            client.hello(timeout=1.0)
+            return address
+        except (DaemonUnavailable, TokintError):
+            continue
+        finally:
+            client.close()
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["keygen"]:
+        try:
+            return keygen_main(argv[1:])
+        except TokintError as exc:
+            sys.stderr.write(f"tokintd: error: {exc}\n")
+            return 1
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        models = load_models(args.models)
+        for name in args.preload:
+            models.pair(name)
+        local, remote, keys = split_binds(args.bind or default_bind_addresses(), args.allow_remote, args.curve_dir)
+        running = already_running(local)
+        if running:
+            raise ConfigError(f"a tokintd is already running at {running}; stop it first (tokint shutdown)")
+        daemon = Daemon(Registry(models), local, remote, keys)
+        try:
+            daemon.bind()
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"cannot listen: {exc} (another program on that address? pass --bind)") from None
+        asyncio.run(daemon.serve(args.preload))
+    except TokintError as exc:
+        sys.stderr.write(f"tokintd: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

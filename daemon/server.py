@@ -1,0 +1,277 @@
+"""tokintd's socket loop: ZeroMQ ROUTER sockets, one asyncio loop, handlers per message type.
+
+The loop only parses, dispatches and sends; model loading and generation run in worker threads
+(see scheduler.py). Every request gets a reply or an ``error``; nothing a client sends can stop
+the daemon serving everyone else.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Optional
+
+import zmq
+import zmq.asyncio
+
+from tokint_local import __version__
+from tokint_local.backend import versions as backend_versions
+from tokint_local.errors import InvalidParameter, TokintError
+from tokint_local.events import GenerationRequest
+from tokint_local.status import DaemonStatus, LoadedPair
+from tokint_local.wire import (
+    HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Message,
+    ProtocolError, error_message,
+)
+
+from .registry import Registry
+from .scheduler import Job, Scheduler
+from .security import CurveKeys, make_curve_server, restrict_ipc_socket, secure_ipc_endpoint
+
+log = logging.getLogger("tokintd")
+SHUTDOWN_GRACE_S = 4.0
+SLOW_REQUESTS = {"load_pair", "unload_pair", "list_pairs"}
+SEND_HWM = 100_000  # messages queued per client before ZeroMQ drops: a 4,000-token stream fits many times
+
+
+@dataclass(frozen=True)
+class Peer:
+    socket: int  # index into the daemon's sockets
+    identity: bytes
+
+
+class Daemon:
+    def __init__(self, registry: Registry, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None):
+        self.registry = registry
+        self.local, self.remote, self.curve = list(local), list(remote), curve
+        self.addresses = self.local + self.remote
+        self.started = time.monotonic()
+        self.ctx = zmq.asyncio.Context()
+        self.sockets: list[zmq.asyncio.Socket] = []
+        self.scheduler = Scheduler(registry, self.send)
+        self.last_seen: dict[Peer, float] = {}
+        self.stopping = asyncio.Event()
+        self._auth = None
+        self._tasks: set[asyncio.Task] = set()
+        self._handlers: dict[str, Callable[[Peer, Message], Awaitable[None]]] = {
+            "hello": self._hello, "status": self._status, "list_pairs": self._list_pairs, "load_pair": self._load_pair,
+            "unload_pair": self._unload_pair, "generate": self._generate, "cancel": self._cancel,
+            "shutdown": self._shutdown, "heartbeat": self._heartbeat,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def bind(self) -> None:
+        """Bind every address; raises zmq.ZMQError (e.g. address in use) before serving anything."""
+        if self.local:
+            sock = self._router()
+            for address in self.local:
+                secure_ipc_endpoint(address)
+                old = os.umask(0o077)
+                try:
+                    sock.bind(address)
+                finally:
+                    os.umask(old)
+                restrict_ipc_socket(address)
+        if self.remote:
+            from zmq.auth.asyncio import AsyncioAuthenticator
+
+            self._auth = AsyncioAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(self.curve.authorized_dir))
+            sock = self._router()
+            make_curve_server(sock, self.curve)
+            for address in self.remote:
+                sock.bind(address)
+        log.info("listening on %s", ", ".join(self.addresses))
+
+    def _router(self) -> zmq.asyncio.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES_HARD)
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        sock.setsockopt(zmq.RCVHWM, 10_000)
+        self.sockets.append(sock)
+        return sock
+
+    async def serve(self, preload: list[str] = ()) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.stopping.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests) or no signals
+                pass
+        readers = [loop.create_task(self._read(i, sock)) for i, sock in enumerate(self.sockets)]
+        watchdog = loop.create_task(self._watch_clients())
+        for name in preload:
+            await asyncio.to_thread(self.registry.load, name)
+            log.info("preloaded pair %s", name)
+        await self.stopping.wait()
+        log.info("shutting down")
+        for task in readers:
+            task.cancel()
+        watchdog.cancel()
+        await self.scheduler.shutdown(SHUTDOWN_GRACE_S)
+        await asyncio.sleep(0.05)  # let the last events posted by worker threads reach the sockets
+        for sock in self.sockets:
+            sock.close(linger=500)
+        if self._auth is not None:
+            self._auth.stop()
+        self.ctx.term()
+        await asyncio.to_thread(self.registry.close)
+        log.info("stopped")
+
+    # -- sockets ---------------------------------------------------------------------------
+    def send(self, peer: Peer, message: Message) -> None:
+        """Send on the loop thread; a closed socket or a gone client drops the message."""
+        sock = self.sockets[peer.socket]
+        if sock.closed:
+            return
+        try:
+            sock.send_multipart([peer.identity, *message.to_frames()], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.debug("dropped %s for a client: %s", message.type, exc)
+
+    async def _read(self, index: int, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            frames = await sock.recv_multipart()
+            peer = Peer(index, frames[0])
+            self.last_seen[peer] = time.monotonic()
+            try:
+                message = Message.from_frames(frames[1:])
+            except ProtocolError as exc:
+                log.debug("bad message from a client: %s", exc)
+                self.send(peer, error_message(exc.code, str(exc), exc.parent))
+                continue
+            handler = self._handlers.get(message.type)
+            if handler is None:
+                self.send(peer, error_message("unknown_type", f"unknown message type {message.type!r}", message.id))
+                continue
+            if self.scheduler.closing and message.type != "heartbeat":
+                self.send(peer, error_message("shutting_down", "tokintd is shutting down", message.id))
+                continue
+            if message.type in SLOW_REQUESTS:  # may wait on a worker thread: do not hold up the loop
+                task = asyncio.get_running_loop().create_task(self._handle(handler, peer, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:  # in order: generate requests queue in the order they arrived
+                await self._handle(handler, peer, message)
+
+    async def _handle(self, handler: Callable[[Peer, Message], Awaitable[None]], peer: Peer, message: Message) -> None:
+        try:
+            await handler(peer, message)
+        except TokintError as exc:
+            self.send(peer, error_message(exc.code, str(exc), message.id))
+        except Exception as exc:  # a bug in one handler must not stop the daemon
+            log.exception("handler for %s failed", message.type)
+            self.send(peer, error_message("internal", f"internal error: {type(exc).__name__}: {exc}", message.id))
+
+    async def _watch_clients(self) -> None:
+        """Cancel the generations of clients that stopped sending heartbeats."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
+            now = time.monotonic()
+            for job in list(self.scheduler.jobs.values()):
+                seen = self.last_seen.get(job.peer, now)
+                if now - seen > HEARTBEAT_TIMEOUT_S and not job.cancel.is_set():
+                    log.info("client of generation %s went silent; cancelling it", job.id)
+                    self.scheduler.cancel(job.id, "cancelled")
+            active = {job.peer for job in self.scheduler.jobs.values()}
+            for peer in [p for p, t in self.last_seen.items() if now - t > 60 and p not in active]:
+                del self.last_seen[peer]
+
+    def reply(self, peer: Peer, request: Message, content: dict[str, Any]) -> None:
+        self.send(peer, Message(f"{request.type}_reply", content, parent=request.id))
+
+    # -- handlers --------------------------------------------------------------------------
+    async def _hello(self, peer: Peer, msg: Message) -> None:
+        self.reply(peer, msg, {
+            "daemon": "tokintd", "version": __version__, "protocol_version": PROTOCOL_VERSION, "pid": os.getpid(),
+            "models_file": str(self.registry.models.path), "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S, "max_message_bytes": MAX_MESSAGE_BYTES,
+        })
+
+    async def _heartbeat(self, peer: Peer, msg: Message) -> None:
+        self.reply(peer, msg, {})
+
+    async def _status(self, peer: Peer, msg: Message) -> None:
+        pairs = []
+        for name in self.registry.loaded_names():
+            pair = self.registry.get(name)
+            if pair is None:
+                continue
+            size = pair.base.memory_bytes() + (pair.reasoning.memory_bytes() if pair.reasoning is not pair.base else 0)
+            pairs.append(LoadedPair(name=name, base=str(pair.base.settings.path), reasoning=str(pair.reasoning.settings.path),
+                                    model_bytes=size, queue_length=self.scheduler.queue_length(name),
+                                    active=self.scheduler.active(name)))
+        status = DaemonStatus(
+            version=__version__, protocol_version=PROTOCOL_VERSION, versions=backend_versions(),
+            uptime_s=time.monotonic() - self.started, pid=os.getpid(), models_file=str(self.registry.models.path),
+            addresses=self.addresses, memory_rss_bytes=_rss_bytes(), model_bytes=self.registry.model_bytes(),
+            queue_length=self.scheduler.queue_length(), loaded_pairs=pairs,
+        )
+        self.reply(peer, msg, status.to_wire())
+
+    async def _list_pairs(self, peer: Peer, msg: Message) -> None:
+        listing = await asyncio.to_thread(self.registry.listing)
+        self.reply(peer, msg, {"pairs": [p.to_wire() for p in listing], "default_pair": self.registry.models.default_pair})
+
+    def _pair_name(self, content: dict[str, Any], required: bool) -> str:
+        name = content.get("pair")
+        if name is None and not required:
+            return self.registry.models.pair(None).name
+        if not isinstance(name, str):
+            raise InvalidParameter("pair: must be a pair name")
+        return self.registry.models.pair(name).name
+
+    async def _load_pair(self, peer: Peer, msg: Message) -> None:
+        name = self._pair_name(msg.content, required=False)
+        started = time.monotonic()
+        await asyncio.to_thread(self.registry.load, name)
+        self.reply(peer, msg, {"pair": name, "loaded": True, "seconds": time.monotonic() - started})
+
+    async def _unload_pair(self, peer: Peer, msg: Message) -> None:
+        name = self._pair_name(msg.content, required=True)
+        if self.scheduler.busy(name):
+            raise _Busy(f"pair {name!r} has generations running or queued; cancel them first")
+        was_loaded = await asyncio.to_thread(self.registry.unload, name)
+        self.reply(peer, msg, {"pair": name, "unloaded": was_loaded})
+
+    async def _generate(self, peer: Peer, msg: Message) -> None:
+        request = GenerationRequest.from_wire(msg.content)
+        if msg.id in self.scheduler.jobs:
+            raise InvalidParameter(f"a generation with id {msg.id!r} is already running; use a fresh message id")
+        name = self.registry.models.pair(request.pair).name
+        self.scheduler.submit(Job(id=msg.id, peer=peer, request=request, pair_name=name))
+
+    async def _cancel(self, peer: Peer, msg: Message) -> None:
+        target = msg.content.get("id")
+        if not isinstance(target, str):
+            raise InvalidParameter("id: must be the id of a generate request")
+        job = self.scheduler.jobs.get(target)
+        if job is None or job.peer.identity != peer.identity:
+            raise _UnknownRequest(f"no running or queued generation {target!r} of yours")
+        self.scheduler.cancel(target)
+        self.reply(peer, msg, {"id": target, "cancelled": True})
+
+    async def _shutdown(self, peer: Peer, msg: Message) -> None:
+        self.reply(peer, msg, {"stopping": True})
+        self.stopping.set()
+
+
+class _Busy(TokintError):
+    code = "busy"
+
+
+class _UnknownRequest(TokintError):
+    code = "unknown_request"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -1,0 +1,326 @@
+"""Clients for tokintd: ``AsyncClient`` (asyncio) and ``Client`` (blocking, for scripts).
+
+    from tokint_local import Client
+    with Client() as client:
+        for event in client.generate("Write a haiku about KL divergence", budget=4):
+            ...
+
+Both send heartbeats on their own while requests are in flight, so a slow consumer keeps its
+generation; a killed one has it cancelled by the daemon. A daemon that stops answering raises
+``DaemonUnavailable`` instead of hanging.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Optional
+
+import zmq
+import zmq.asyncio
+
+from .addresses import client_address, curve_dir as default_curve_dir, is_local
+from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
+from .events import GenerationRequest, StreamEvent, stream_event_from_wire
+from .status import DaemonStatus, PairListing
+from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
+
+DAEMON_SILENCE_S = 3.0  # no message at all from the daemon for this long while streaming: it is gone
+DEFAULT_TIMEOUT_S = 10.0
+LOAD_TIMEOUT_S = 300.0
+
+
+class AsyncClient:
+    """An asyncio client. Use as ``async with AsyncClient() as client:``.
+
+    ``curve_dir`` (a folder with server.key and client.key_secret) turns on CURVE encryption and
+    authentication; it is on by default for non-loopback addresses, with keys from TOKINT_HOME/curve.
+    """
+
+    def __init__(self, address: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT_S, curve_dir: Optional[Path] = None):
+        self.address = client_address(address)
+        self.timeout = timeout
+        self._curve_dir = curve_dir
+        self._ctx: Optional[zmq.asyncio.Context] = None
+        self._sock: Optional[zmq.asyncio.Socket] = None
+        self._routes: dict[str, asyncio.Queue] = {}
+        self._streams: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.last_heard = 0.0
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    # -- connection ------------------------------------------------------------------------
+    def _connect(self) -> zmq.asyncio.Socket:
+        if self._sock is not None:
+            return self._sock
+        if self.address.startswith("ipc://") and not Path(self.address[len("ipc://"):]).exists():
+            raise DaemonUnavailable(f"no tokintd at {self.address} (no socket file); start it with `tokintd`")
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self._curve_dir is not None or not is_local(self.address):
+            _setup_curve_client(sock, self._curve_dir or default_curve_dir())
+        try:
+            sock.connect(self.address)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise DaemonUnavailable(f"cannot connect to {self.address}: {exc}") from None
+        self._sock = sock
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
+        return sock
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    async def _read(self) -> None:
+        assert self._sock is not None
+        while True:
+            frames = await self._sock.recv_multipart()
+            self.last_heard = time.monotonic()
+            try:
+                message = Message.from_frames(frames)
+            except ProtocolError:
+                continue  # nothing sensible to do with a garbled message from the daemon
+            route = self._routes.get(message.parent or "")
+            if route is not None:
+                route.put_nowait(message)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            if self._streams and self._sock is not None:
+                await self._sock.send_multipart(Message("heartbeat").to_frames())
+
+    async def _send(self, message: Message) -> asyncio.Queue:
+        sock = self._connect()
+        queue: asyncio.Queue = asyncio.Queue()
+        self._routes[message.id] = queue
+        await sock.send_multipart(message.to_frames())
+        return queue
+
+    async def request(self, mtype: str, content: Optional[dict[str, Any]] = None, timeout: Optional[float] = None) -> dict[str, Any]:
+        """Send one request and return its reply's content; the daemon's errors are raised."""
+        message = Message(mtype, content or {})
+        queue = await self._send(message)
+        wait = self.timeout if timeout is None else timeout
+        try:
+            reply = await asyncio.wait_for(queue.get(), wait)
+        except asyncio.TimeoutError:
+            raise DaemonUnavailable(
+                f"no answer from tokintd at {self.address} within {wait:g} s; is it running? (start it with `tokintd`)"
+            ) from None
+        finally:
+            self._routes.pop(message.id, None)
+        if reply.type == "error":
+            raise error_from_code(str(reply.content.get("code")), str(reply.content.get("message")))
+        return reply.content
+
+    # -- requests --------------------------------------------------------------------------
+    async def hello(self, timeout: Optional[float] = None) -> dict[str, Any]:
+        return await self.request("hello", timeout=timeout)
+
+    async def status(self) -> DaemonStatus:
+        return DaemonStatus.from_wire(await self.request("status"))
+
+    async def list_pairs(self) -> list[PairListing]:
+        content = await self.request("list_pairs")
+        return [PairListing.from_wire(p) for p in content.get("pairs", [])]
+
+    async def load_pair(self, pair: Optional[str] = None) -> dict[str, Any]:
+        return await self.request("load_pair", {"pair": pair}, timeout=LOAD_TIMEOUT_S)
+
+    async def unload_pair(self, pair: str) -> dict[str, Any]:
+        return await self.request("unload_pair", {"pair": pair}, timeout=LOAD_TIMEOUT_S)
+
+    async def cancel(self, generation_id: str) -> dict[str, Any]:
+        return await self.request("cancel", {"id": generation_id})
+
+    async def shutdown(self) -> dict[str, Any]:
+        return await self.request("shutdown")
+
+    def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "AsyncGeneration":
+        """Start a generation; iterate the result for Queued, Started, TokenEvent ... Summary.
+
+        Parameters are GenerationRequest's fields and are checked here, before anything is sent.
+        """
+        request = GenerationRequest(prompt=prompt, pair=pair, **params)
+        return AsyncGeneration(self, request)
+
+
+class AsyncGeneration:
+    """One generation's event stream. ``id`` names it for ``cancel``."""
+
+    def __init__(self, client: AsyncClient, request: GenerationRequest):
+        self.client = client
+        self.request = request
+        self._message = Message("generate", request.to_wire())
+        self.id = self._message.id
+        self._queue: Optional[asyncio.Queue] = None
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self
+
+    async def _start(self) -> asyncio.Queue:
+        if self._queue is None:
+            self.client._streams.add(self.id)
+            self.client.last_heard = time.monotonic()
+            self._queue = await self.client._send(self._message)
+        return self._queue
+
+    async def __anext__(self) -> StreamEvent:
+        if self.done:
+            raise StopAsyncIteration
+        queue = await self._start()
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), HEARTBEAT_INTERVAL_S)
+            except asyncio.TimeoutError:
+                if time.monotonic() - self.client.last_heard > DAEMON_SILENCE_S:
+                    self._finish()
+                    raise DaemonUnavailable(f"tokintd at {self.client.address} stopped answering") from None
+                continue
+            if message.type == "error":
+                self._finish()
+                raise error_from_code(str(message.content.get("code")), str(message.content.get("message")))
+            event = stream_event_from_wire(message.type, message.content)
+            if event is None:
+                continue  # a newer daemon's event type: ignored, as the protocol says
+            if event.type == "summary":
+                self._finish()
+            return event
+
+    def _finish(self) -> None:
+        self.done = True
+        self.client._streams.discard(self.id)
+        self.client._routes.pop(self.id, None)
+
+    async def cancel(self) -> None:
+        """Ask the daemon to stop; the stream then ends with a summary whose finish reason is cancelled."""
+        if not self.done:
+            try:
+                await self.client.cancel(self.id)
+            except TokintError:
+                pass  # it ended on its own meanwhile
+
+    async def aclose(self) -> None:
+        if not self.done and self._queue is not None:
+            await self.cancel()
+            self._finish()
+
+
+class Client:
+    """A blocking client for scripts; its socket lives on a background thread of its own."""
+
+    def __init__(self, address: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT_S, curve_dir: Optional[Path] = None):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tokint-client", daemon=True)
+        self._thread.start()
+        self._async = AsyncClient(address, timeout=timeout, curve_dir=curve_dir)
+        self.address = self._async.address
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._async.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()
+
+    def hello(self, timeout: Optional[float] = None) -> dict[str, Any]:
+        return self._run(self._async.hello(timeout))
+
+    def status(self) -> DaemonStatus:
+        return self._run(self._async.status())
+
+    def list_pairs(self) -> list[PairListing]:
+        return self._run(self._async.list_pairs())
+
+    def load_pair(self, pair: Optional[str] = None) -> dict[str, Any]:
+        return self._run(self._async.load_pair(pair))
+
+    def unload_pair(self, pair: str) -> dict[str, Any]:
+        return self._run(self._async.unload_pair(pair))
+
+    def cancel(self, generation_id: str) -> dict[str, Any]:
+        return self._run(self._async.cancel(generation_id))
+
+    def shutdown(self) -> dict[str, Any]:
+        return self._run(self._async.shutdown())
+
+    def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "Generation":
+        return Generation(self, self._async.generate(prompt, pair, **params))
+
+
+class Generation:
+    """A blocking iterator over one generation's events. ``id`` names it for ``cancel``."""
+
+    def __init__(self, client: Client, stream: AsyncGeneration):
+        self._client = client
+        self._stream = stream
+        self.id = stream.id
+        self.request = stream.request
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        try:
+            return self._client._run(self._stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def cancel(self) -> None:
+        self._client._run(self._stream.cancel())
+
+    def close(self) -> None:
+        self._client._run(self._stream.aclose())
+
+
+def _setup_curve_client(sock: zmq.Socket, folder: Path) -> None:
+    import zmq.auth
+
+    server_public = folder / "server.key"
+    client_secret = folder / "client.key_secret"
+    if not (server_public.is_file() and client_secret.is_file()):
+        raise ConfigError(
+            f"a remote tokintd needs CURVE keys: copy server.key and client.key_secret from the daemon's "
+            f"TOKINT_HOME/curve into {folder} (or set TOKINT_HOME)"
+        )
+    public, secret = zmq.auth.load_certificate(str(client_secret))
+    server, _ = zmq.auth.load_certificate(str(server_public))
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_serverkey = server
+
+
+__all__ = ["AsyncClient", "AsyncGeneration", "Client", "Generation", "DaemonUnavailable"]

@@ -1,0 +1,117 @@
+"""How the ``tokint`` command shows things to a person (text) or a program (JSON lines)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, TextIO
+
+from .events import Queued, StreamEvent, Summary, TokenEvent
+from .status import DaemonStatus, ModelFile, PairListing
+
+
+def color_wanted(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class TextPrinter:
+    """The response as it streams, takeovers highlighted, then a summary line on ``err``."""
+
+    TAKEOVER = "\x1b[1;30;43m"  # bold black on yellow
+    RESET = "\x1b[0m"
+
+    def __init__(self, out: TextIO, err: TextIO, color: bool):
+        self.out, self.err, self.color = out, err, color
+
+    def __call__(self, event: StreamEvent) -> None:
+        if isinstance(event, TokenEvent):
+            if event.source == "reasoning" and self.color and event.text:
+                self.out.write(f"{self.TAKEOVER}{event.text}{self.RESET}")
+            else:
+                self.out.write(event.text)
+            self.out.flush()
+        elif isinstance(event, Summary):
+            self.out.write("\n")
+            self.out.flush()
+            self.err.write(summary_line(event) + "\n")
+        elif isinstance(event, Queued) and self.err.isatty():
+            self.err.write(f"tokint: waiting for the pair, place {event.place} in the queue\n")
+
+
+def summary_line(s: Summary) -> str:
+    shown = ", ".join(str(p) for p in s.takeover_positions[:12]) + (" ..." if len(s.takeover_positions) > 12 else "")
+    where = f" at {shown}" if shown else ""
+    return (
+        f"[{s.n_tokens} tokens, {s.n_takeovers} takeovers{where}; {s.tokens_per_second:.1f} tok/s, "
+        f"{s.elapsed_s:.2f} s; finish: {s.finish_reason}; seed {s.seed}]"
+    )
+
+
+def json_printer(out: TextIO) -> Callable[[StreamEvent], None]:
+    """One JSON object per token event and one for the summary (queue events are not printed)."""
+
+    def emit(event: StreamEvent) -> None:
+        if isinstance(event, (TokenEvent, Summary)):
+            out.write(json.dumps(event.to_wire(), ensure_ascii=False) + "\n")
+            out.flush()
+
+    return emit
+
+
+def print_json(out: TextIO, value: Any) -> None:
+    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def duration(seconds: float) -> str:
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m}m {s}s" if h else f"{m}m {s}s" if m else f"{seconds:.1f}s"
+
+
+def status_text(status: DaemonStatus) -> str:
+    lines = [
+        f"tokintd {status.version} (pid {status.pid}), up {duration(status.uptime_s)}, protocol {status.protocol_version}, "
+        + ", ".join(f"{k} {v}" for k, v in status.versions.items()),
+        f"listening:   {', '.join(status.addresses)}",
+        f"models file: {status.models_file}",
+        f"memory:      {human_bytes(status.memory_rss_bytes)} resident, {human_bytes(status.model_bytes)} of it model weights",
+        f"queue:       {status.queue_length} waiting",
+    ]
+    if not status.loaded_pairs:
+        lines.append("pairs:       none loaded (a pair loads on its first generation, or with --preload)")
+    for pair in status.loaded_pairs:
+        active = "idle"
+        if pair.active:
+            a = pair.active
+            active = f"generating {a.id[:8]} ({a.mode}, {a.tokens} tokens, {a.elapsed_s:.1f} s)"
+        lines.append(f"pair {pair.name}: {human_bytes(pair.model_bytes)}, {pair.queue_length} queued, {active}")
+    return "\n".join(lines)
+
+
+def _model_cell(m: ModelFile) -> str:
+    return f"{m.source} ({human_bytes(m.size_bytes)})" if m.present else f"{m.source} (missing)"
+
+
+def pairs_text(pairs: list[PairListing]) -> str:
+    if not pairs:
+        return "no pairs defined"
+    lines = []
+    for p in pairs:
+        flags = [f for f, on in (("default", p.default), ("loaded", p.loaded)) if on]
+        head = f"{p.name}" + (f"  [{', '.join(flags)}]" if flags else "")
+        lines.append(head)
+        if p.description:
+            lines.append(f"    {p.description}")
+        lines.append(f"    base:      {_model_cell(p.base)}")
+        lines.append(f"    reasoning: {_model_cell(p.reasoning)}")
+    return "\n".join(lines)
