@@ -76,11 +76,6 @@ class Daemon:
                     os.umask(old)
                 restrict_ipc_socket(address)
         if self.remote:
-            from zmq.auth.asyncio import AsyncioAuthenticator
-
-            self._auth = AsyncioAuthenticator(self.ctx)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(self.curve.authorized_dir))
             sock = self._router()
             make_curve_server(sock, self.curve)
             for address in self.remote:
@@ -98,6 +93,12 @@ class Daemon:
 
     async def serve(self, preload: list[str] = ()) -> None:
         loop = asyncio.get_running_loop()
+        if self.remote:  # the ZAP handler answers CURVE handshakes; it needs this running loop
+            from zmq.auth.asyncio import AsyncioAuthenticator
+
+            self._auth = AsyncioAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(self.curve.authorized_dir))
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self.stopping.set)
