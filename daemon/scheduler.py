@@ -1,5 +1,10 @@
-"""Generations in the daemon: a FIFO queue per pair, one generation at a time per pair, each run
-in a worker thread so the socket loop never waits on llama.cpp.
+"""Generations in the daemon: a FIFO queue per pair, one generation at a time per pair, run on
+the llama thread so the socket loop never waits on llama.cpp.
+
+Every call into llama.cpp (loading, generating, freeing) goes through one dedicated thread. Its
+CPU backend uses OpenMP, which gives each calling thread a team of its own; with more OpenMP
+threads than cores, libgomp stops spinning and every decode slows down (measured: 45 -> 33
+tokens/s on the 0.5B model once a second thread had called llama_decode; docs/PERFORMANCE.md).
 
 Every generate request ends with exactly one ``summary`` or ``error``; before that it may get
 ``queued`` (with its place, again whenever the queue moves) and ``started``, then ``token``s.
@@ -10,8 +15,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Optional
+from typing import Any, Callable, Hashable, Optional
 
 from tokint_local.engine import Cancel, generate
 from tokint_local.errors import TokintError
@@ -57,9 +63,17 @@ class Scheduler:
     def __init__(self, registry: Registry, send: Send):
         self.registry = registry
         self.send = send
+        self._llama = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self.queues: dict[str, PairQueue] = {}
         self.jobs: dict[str, Job] = {}
         self.closing = False
+
+    async def on_llama_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking llama.cpp work (load, unload) on the one thread that does all of it."""
+        return await asyncio.get_running_loop().run_in_executor(self._llama, fn, *args)
+
+    def close(self) -> None:
+        self._llama.shutdown(wait=False)
 
     # -- requests --------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -132,7 +146,7 @@ class Scheduler:
             job = queue.waiting.popleft()
             queue.active = job
             self._announce_places(queue)
-            queue.running = loop.run_in_executor(None, self._run_job, job, loop)
+            queue.running = loop.run_in_executor(self._llama, self._run_job, job, loop)
             try:
                 # shielded: cancelling this task (shutdown) leaves the generation to end by itself
                 await asyncio.shield(queue.running)
@@ -142,7 +156,7 @@ class Scheduler:
                 self.jobs.pop(job.id, None)
 
     def _run_job(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
-        """Worker thread: load the pair if needed, run the generation, post every event."""
+        """On the llama thread: load the pair if needed, run the generation, post every event."""
 
         def post(message: Message) -> None:
             loop.call_soon_threadsafe(self.send, job.peer, message)

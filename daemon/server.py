@@ -1,7 +1,7 @@
 """tokintd's socket loop: ZeroMQ ROUTER sockets, one asyncio loop, handlers per message type.
 
-The loop only parses, dispatches and sends; model loading and generation run in worker threads
-(see scheduler.py). Every request gets a reply or an ``error``; nothing a client sends can stop
+The loop only parses, dispatches and sends; model loading and generation run on the llama
+thread (see scheduler.py). Every request gets a reply or an ``error``; nothing a client sends can stop
 the daemon serving everyone else.
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Daemon:
         readers = [loop.create_task(self._read(i, sock)) for i, sock in enumerate(self.sockets)]
         watchdog = loop.create_task(self._watch_clients())
         for name in preload:
-            await asyncio.to_thread(self.registry.load, name)
+            await self.scheduler.on_llama_thread(self.registry.load, name)
             log.info("preloaded pair %s", name)
         await self.stopping.wait()
         log.info("shutting down")
@@ -121,7 +121,8 @@ class Daemon:
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()
-        await asyncio.to_thread(self.registry.close)
+        await self.scheduler.on_llama_thread(self.registry.close)
+        self.scheduler.close()
         log.info("stopped")
 
     # -- sockets ---------------------------------------------------------------------------
@@ -230,14 +231,14 @@ class Daemon:
     async def _load_pair(self, peer: Peer, msg: Message) -> None:
         name = self._pair_name(msg.content, required=False)
         started = time.monotonic()
-        await asyncio.to_thread(self.registry.load, name)
+        await self.scheduler.on_llama_thread(self.registry.load, name)
         self.reply(peer, msg, {"pair": name, "loaded": True, "seconds": time.monotonic() - started})
 
     async def _unload_pair(self, peer: Peer, msg: Message) -> None:
         name = self._pair_name(msg.content, required=True)
         if self.scheduler.busy(name):
             raise _Busy(f"pair {name!r} has generations running or queued; cancel them first")
-        was_loaded = await asyncio.to_thread(self.registry.unload, name)
+        was_loaded = await self.scheduler.on_llama_thread(self.registry.unload, name)
         self.reply(peer, msg, {"pair": name, "unloaded": was_loaded})
 
     async def _generate(self, peer: Peer, msg: Message) -> None:

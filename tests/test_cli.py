@@ -74,3 +74,21 @@ def test_errors_never_print_a_traceback(tiny_models_toml):
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
     r = tokint("generate", "--threshold", "x", "hi")
     assert r.returncode == 2 and "not a number: 'x'" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("where", ["--local", "--no-autostart"])
+def test_ctrl_c_stops_the_response_and_prints_its_summary(tiny_models_toml, where, request):
+    import signal
+
+    if where == "--no-autostart":
+        request.getfixturevalue("daemon")  # a running tokintd on this test's address
+    proc = subprocess.Popen([sys.executable, "-m", "tokint_local.cli", "--models", str(tiny_models_toml), "generate",
+                             where, "--pair", "tiny-long", "--max-tokens", "7000", "--json", "hi"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert json.loads(first)["type"] == "token"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "summary" and last["finish_reason"] == "cancelled" and last["n_tokens"] < 7000
+    assert proc.returncode == 130 and "Traceback" not in err

@@ -5,8 +5,8 @@ Library errors (TokintError) become one line on stderr and a non-zero exit, neve
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-import threading
 from typing import Any, Callable, Optional, Sequence, TextIO
 
 from .divergence import DIVERGENCES
@@ -78,26 +78,28 @@ def request_from_args(args: argparse.Namespace, stdin: TextIO) -> GenerationRequ
 
 def run_local_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:
     from .config import load_models
-    from .engine import generate
+    from .engine import Cancel, generate
     from .pair import open_pair
 
     entry = load_models(args.models).pair(req.pair)
     if err.isatty():
         err.write(f"loading pair {entry.name} ({entry.base.describe()} + {entry.reasoning.describe()}) ...\n")
     pair = open_pair(entry)
-    cancel = threading.Event()
-    events = generate(pair, req, cancel)
+    cancel = Cancel()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt  # a second Ctrl+C stops at once
+        cancel.cancel()  # the engine ends the response at its next token, with a summary
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        for event in events:
+        for event in generate(pair, req, cancel):
             emit(event)
-    except KeyboardInterrupt:
-        cancel.set()
-        for event in events:  # the engine ends the response with finish reason "cancelled"
-            emit(event)
-        return EXIT_INTERRUPTED
     finally:
+        signal.signal(signal.SIGINT, previous)
         pair.close()
-    return 0
+    return EXIT_INTERRUPTED if cancel.is_set() else 0
 
 
 def run_daemon_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:

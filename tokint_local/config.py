@@ -94,7 +94,8 @@ class ModelsFile:
     default_pair: Optional[str]
 
     def pair(self, name: Optional[str]) -> PairEntry:
-        name = name or self.default_pair
+        """The named pair; without a name, default_pair, or the only pair of a one-pair file."""
+        name = name or self.default_pair or (next(iter(self.pairs)) if len(self.pairs) == 1 else None)
         if name is None:
             raise UnknownPair(f"no pair given and {self.path} names no default_pair")
         try:
