@@ -300,3 +300,21 @@ def test_a_second_daemon_on_the_same_socket_is_refused(daemon, tiny_models_toml)
     assert r.returncode == 1 and "already running" in r.stderr
     with Client(daemon.address) as c:
         assert c.hello()["pid"] == daemon.proc.pid
+
+
+async def test_async_client_streams_and_cancels(shared_daemon):
+    from tokint_local.client import AsyncClient
+
+    async with AsyncClient(shared_daemon.address) as c:
+        assert (await c.hello())["daemon"] == "tokintd"
+        events = [e async for e in c.generate("hello", max_tokens=8)]
+        check_stream(events, 8)
+        stream = c.generate("hello", pair="tiny-long", max_tokens=7000)
+        got = []
+        async for event in stream:
+            got.append(event)
+            if isinstance(event, TokenEvent) and event.position == 2:
+                await stream.cancel()
+        assert got[-1].finish_reason == "cancelled"
+        assert [p.name for p in await c.list_pairs()][:1] == ["tiny"]
+        assert (await c.status()).queue_length == 0
