@@ -21,7 +21,7 @@ from typing import Any, Callable, Hashable, Optional
 
 from tokint_local.engine import Cancel, generate
 from tokint_local.errors import TokintError
-from tokint_local.events import GenerationRequest, Queued, Started, Summary, TokenEvent
+from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
 from tokint_local.pair import ModelPair
 from tokint_local.status import ActiveGeneration
 from tokint_local.wire import Message, error_message
@@ -165,6 +165,8 @@ class Scheduler:
             if job.cancel.is_set():
                 loop.call_soon_threadsafe(self._finish_unstarted, job, job.cancel.reason)
                 return
+            if self.registry.get(job.pair_name) is None:
+                post(Message("loading", Loading(job.pair_name).to_wire(), parent=job.id))
             pair = self.registry.load(job.pair_name)
             self._generate(job, pair, post)
         except TokintError as exc:

@@ -17,7 +17,7 @@ from tokint_local.engine import generate
 from tokint_local.errors import (
     DaemonError, DaemonUnavailable, IncompatiblePair, InvalidParameter, PromptTooLong, UnknownPair,
 )
-from tokint_local.events import GenerationRequest, Queued, Started, Summary, TokenEvent
+from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
 
 
 def events_of(client, prompt="hello", **kw):
@@ -31,7 +31,8 @@ def check_stream(events, n_tokens=None):
     assert kinds[-1] is Summary
     first_token = kinds.index(TokenEvent) if TokenEvent in kinds else len(kinds) - 1
     assert kinds[first_token - 1] is Started
-    assert all(k is Queued for k in kinds[: first_token - 1])
+    assert all(k is Queued for k in kinds[: first_token - 1] if k is not Loading)
+    assert kinds.count(Loading) <= 1
     tokens = [e for e in events if isinstance(e, TokenEvent)]
     assert [t.position for t in tokens] == list(range(len(tokens)))
     assert events[-1].n_tokens == len(tokens)
@@ -44,6 +45,9 @@ def test_hello_status_and_pairs(shared_daemon):
     with Client(shared_daemon.address) as c:
         hello = c.hello()
         assert hello["daemon"] == "tokintd" and hello["protocol_version"] == 1
+        c.unload_pair("tiny")
+        first = events_of(c)
+        assert first[0] == Loading("tiny")  # the pair was not loaded: the client is told
         names = {p.name for p in c.list_pairs()}
         assert {"tiny", "tiny-padded", "tiny-mismatch"} <= names
         check_stream(events_of(c), 20)
@@ -81,6 +85,7 @@ def test_concurrent_clients_each_get_their_own_complete_stream(shared_daemon):
 
 def test_a_queued_request_starts_when_the_one_before_ends(shared_daemon):
     with Client(shared_daemon.address) as a, Client(shared_daemon.address) as b:
+        a.load_pair("tiny-long")
         first = a.generate("hello", pair="tiny-long", max_tokens=7000)
         assert isinstance(next(first), Started)
         submitted = time.monotonic()
@@ -115,6 +120,7 @@ def test_cancel_stops_the_generation_and_frees_the_pair(shared_daemon):
 
 def test_a_queued_generation_can_be_cancelled_before_it_starts(shared_daemon):
     with Client(shared_daemon.address) as a, Client(shared_daemon.address) as b:
+        a.load_pair("tiny-long")
         long = a.generate("hello", pair="tiny-long", max_tokens=3000)
         next(iter(long))  # started
         waiting = b.generate("hello", pair="tiny-long", max_tokens=5)

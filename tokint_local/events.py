@@ -193,6 +193,22 @@ class Queued:
 
 
 @dataclass(frozen=True)
+class Loading:
+    """The daemon is loading the pair's models before it can start (first use only)."""
+
+    pair: str
+
+    type = "loading"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "pair": self.pair}
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "Loading":
+        return cls(pair=body.get("pair", ""))
+
+
+@dataclass(frozen=True)
 class Started:
     """The daemon began the generation (models loaded, prompt accepted)."""
 
@@ -211,8 +227,8 @@ class Started:
 
 
 Event = Union[TokenEvent, Summary]
-StreamEvent = Union[Queued, Started, TokenEvent, Summary]
-STREAM_TYPES = {cls.type: cls for cls in (Queued, Started, TokenEvent, Summary)}
+StreamEvent = Union[Queued, Loading, Started, TokenEvent, Summary]
+STREAM_TYPES = {cls.type: cls for cls in (Queued, Loading, Started, TokenEvent, Summary)}
 
 
 def stream_event_from_wire(mtype: str, body: dict[str, Any]) -> Optional[StreamEvent]:

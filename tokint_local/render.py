@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any, Callable, TextIO
 
-from .events import Queued, StreamEvent, Summary, TokenEvent
+from .events import Loading, Queued, StreamEvent, Summary, TokenEvent
 from .status import DaemonStatus, ModelFile, PairListing
 
 
@@ -35,6 +35,8 @@ class TextPrinter:
             self.err.write(summary_line(event) + "\n")
         elif isinstance(event, Queued) and self.err.isatty():
             self.err.write(f"tokint: waiting for the pair, place {event.place} in the queue\n")
+        elif isinstance(event, Loading) and self.err.isatty():
+            self.err.write(f"tokint: loading pair {event.pair} ...\n")
 
 
 def summary_line(s: Summary) -> str:
