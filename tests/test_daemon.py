@@ -176,11 +176,12 @@ def test_sigterm_ends_generations_with_shutdown_and_exits_zero(daemon):
 
 
 def test_same_stream_as_the_in_process_engine(shared_daemon, tiny_pair):
-    params = dict(max_tokens=40, threshold=1.2, budget=5, temperature=0.8, top_p=0.9, seed=99)
+    params = dict(max_tokens=40, threshold=1.2, budget=5, temperature=0.8, top_p=0.9, seed=99, return_top=3)
     local = [e for e in generate(tiny_pair, GenerationRequest(prompt="compare me", **params)) if isinstance(e, TokenEvent)]
     with Client(shared_daemon.address) as c:
         remote = check_stream(events_of(c, prompt="compare me", **params))
-    strip = lambda ts: [(t.position, t.token_id, t.text, t.source, t.divergence, t.base_entropy, t.budget_left) for t in ts]
+    strip = lambda ts: [(t.position, t.token_id, t.text, t.source, t.divergence, t.base_entropy, t.budget_left, t.top_k)
+                        for t in ts]
     assert strip(remote) == strip(local)
 
 

@@ -183,3 +183,19 @@ def test_padded_pair_decodes_on_the_shared_range(tiny_files):
         assert all(t.token_id < pair.n_shared for t in tokens)
     finally:
         pair.close()
+
+
+def test_top_candidates_are_opt_in_and_consistent(tiny_pair):
+    plain, _ = run(tiny_pair, prompt="hello", max_tokens=4)
+    assert all(t.top_k is None for t in plain)
+    tokens, _ = run(tiny_pair, prompt="hello", max_tokens=12, threshold=1.5, budget=2, return_top=5)
+    for t in tokens:
+        base = t.top_k["base"]
+        assert len(base) == 5 and [p for _, _, p in base] == sorted((p for _, _, p in base), reverse=True)
+        assert 0 < sum(p for _, _, p in base) <= 1.0 + 1e-6
+        chosen = t.top_k[t.source][0][0]
+        assert chosen == t.token_id  # greedy: the writer's best candidate is the token
+        assert ("reasoning" in t.top_k) == (t.divergence is not None)
+    assert any("reasoning" not in t.top_k for t in tokens)  # after the budget the reasoning model stops
+    reasoning_only, _ = run(tiny_pair, prompt="hello", mode="reasoning", max_tokens=3, return_top=3)
+    assert all(set(t.top_k) == {"reasoning"} for t in reasoning_only)

@@ -27,6 +27,7 @@ def test_unknown_wire_fields_are_ignored():
         ("budget", True), ("max_tokens", 0), ("temperature", -1.0), ("temperature", math.inf), ("top_p", 0.0),
         ("top_p", 1.5), ("top_k", -1), ("seed", -5), ("mode", "both"), ("divergence", "hellinger"),
         ("stop", [""]), ("stop", "x"), ("raw", "yes"), ("prompt", 5), ("max_position", -1), ("schedule", "fast"),
+        ("return_top", 21), ("return_top", -1),
     ],
 )
 def test_bad_fields_are_named(field, value):
@@ -49,5 +50,8 @@ def test_infinite_threshold_is_allowed():
 def test_events_round_trip():
     ev = TokenEvent(position=2, token_id=7, text="é", source="reasoning", divergence=1.5, base_entropy=0.2, budget_left=3, t=0.25)
     assert TokenEvent.from_wire(ev.to_wire()) == ev and ev.to_wire()["type"] == "token"
+    assert "top_k" not in ev.to_wire()  # opt-in: absent unless asked for
+    top = TokenEvent(2, 7, "é", "base", None, 0.2, None, 0.25, top_k={"base": [(7, "é", 0.5), (3, "a", 0.25)]})
+    assert TokenEvent.from_wire(top.to_wire()) == top
     s = Summary(n_tokens=3, n_takeovers=1, takeover_positions=(2,), finish_reason="stop", tokens_per_second=9.0, elapsed_s=0.3)
     assert Summary.from_wire(s.to_wire()) == s and s.to_wire()["type"] == "summary"

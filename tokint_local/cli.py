@@ -52,6 +52,8 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_integer, default=None, help="seed for reproducible sampling (default: random, reported)")
     p.add_argument("--stop", action="append", default=[], help="stop when the response contains this text (repeatable)")
     p.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
+    p.add_argument("--return-top", type=_integer, default=0, metavar="N",
+                   help="with --json: each token event lists both models' N likeliest tokens (top_k)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
 
 
@@ -73,6 +75,7 @@ def request_from_args(args: argparse.Namespace, stdin: TextIO) -> GenerationRequ
         raw=args.raw,
         max_position=args.max_position,
         min_base_entropy=args.min_base_entropy,
+        return_top=args.return_top,
     )
 
 

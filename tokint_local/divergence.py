@@ -89,6 +89,14 @@ def top1(lp: np.ndarray) -> np.ndarray:
     return np.exp(lp.max(axis=-1).astype(np.float64))
 
 
+def top_k(lp: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k most likely tokens of one row of log-probabilities: (token id, probability), best first."""
+    k = min(k, lp.shape[-1])
+    ids = np.argpartition(-lp, k - 1)[:k]
+    ids = ids[np.lexsort((ids, -lp[ids]))]
+    return [(int(i), float(np.exp(lp[i]))) for i in ids]
+
+
 _BY_NAME: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "kl": kl,
     "reverse_kl": reverse_kl,

@@ -100,7 +100,8 @@ class _Run:
                 break
             if req.mode == "intervene" and self.use_reasoning and not self.gate.can_fire(position, self.takeovers):
                 self.use_reasoning = False  # nothing left for the reasoning model to decide
-            token, source, div, ent = self._decide(position, lb, lr if self.use_reasoning else None)
+            d = self._decide(position, lb, lr if self.use_reasoning else None)
+            token, source = d.token, d.source
             model = pair.reasoning if source == "reasoning" else pair.base
             piece = text.feed(model.piece(token))
             event = TokenEvent(
@@ -108,10 +109,11 @@ class _Run:
                 token_id=token,
                 text=piece,
                 source=source,
-                divergence=div,
-                base_entropy=ent,
+                divergence=d.divergence,
+                base_entropy=d.base_entropy,
                 budget_left=self.gate.budget_left(self.takeovers),
                 t=time.perf_counter() - t0,
+                top_k=d.top,
             )
             if t_first is None:
                 t_first = event.t
@@ -160,23 +162,38 @@ class _Run:
         full_r = self.use_reasoning and self.pair.reasoning.n_past >= self.pair.reasoning.n_ctx
         return bool(full_b or full_r)
 
-    def _decide(
-        self, position: int, lb: Optional[np.ndarray], lr: Optional[np.ndarray]
-    ) -> tuple[int, str, Optional[float], Optional[float]]:
-        """The token at ``position``, its source, divergence and base entropy."""
-        if lb is None:
+    def _decide(self, position: int, lb: Optional[np.ndarray], lr: Optional[np.ndarray]) -> _Decision:
+        """The token at ``position``, its source, divergence, base entropy and (opt-in) candidates."""
+        lpb = dv.log_softmax(lb) if lb is not None else None
+        lpr = dv.log_softmax(lr) if lr is not None and (lb is None or self.req.mode == "intervene") else None
+        top = self._top(lpb, lpr) if self.req.return_top else None
+        if lpb is None:
             assert lr is not None
-            return self.sampler.choose(lr, position), "reasoning", None, None
-        lpb = dv.log_softmax(lb)
+            return _Decision(self.sampler.choose(lr, position), "reasoning", None, None, top)
         ent = float(dv.entropy(lpb))
-        if lr is None or self.req.mode != "intervene":
-            return self.sampler.choose(lb, position), "base", None, ent
-        lpr = dv.log_softmax(lr)
+        if lpr is None:
+            return _Decision(self.sampler.choose(lb, position), "base", None, ent, top)
         div = float(dv.divergence(self.req.divergence, lpr, lpb))
         if self.gate.eligible(np.array([div]), np.array([ent]), np.array([position]))[0]:
             self.takeovers += 1
-            return self.sampler.choose(lr, position), "reasoning", div, ent
-        return self.sampler.choose(lb, position), "base", div, ent
+            return _Decision(self.sampler.choose(lr, position), "reasoning", div, ent, top)
+        return _Decision(self.sampler.choose(lb, position), "base", div, ent, top)
+
+    def _top(self, lpb: Optional[np.ndarray], lpr: Optional[np.ndarray]) -> dict[str, list[tuple[int, str, float]]]:
+        out = {}
+        for role, lp, model in (("base", lpb, self.pair.base), ("reasoning", lpr, self.pair.reasoning)):
+            if lp is not None:
+                out[role] = [(t, model.piece(t).decode("utf-8", "replace"), p) for t, p in dv.top_k(lp, self.req.return_top)]
+        return out
+
+
+@dataclass(frozen=True)
+class _Decision:
+    token: int
+    source: str
+    divergence: Optional[float]
+    base_entropy: Optional[float]
+    top: Optional[dict]
 
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:

@@ -20,6 +20,7 @@ FINISH_REASONS = ("stop", "length", "cancelled", "shutdown")
 DEFAULT_THRESHOLD = 1.0
 DEFAULT_MAX_TOKENS = 256
 MAX_STOP_STRINGS = 16
+MAX_RETURN_TOP = 20
 
 
 def _is_int(v: Any) -> bool:
@@ -50,6 +51,7 @@ class GenerationRequest:
     max_position: Optional[int] = None  # takeovers only before this response position
     min_base_entropy: Optional[float] = None  # takeovers only where base entropy (nats) >= this
     schedule: str = "lockstep"
+    return_top: int = 0  # > 0: each token event carries both models' top candidates (top_k)
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, list):
@@ -97,6 +99,8 @@ class GenerationRequest:
             raise bad("raw", "must be true or false")
         if self.max_position is not None and (not _is_int(self.max_position) or self.max_position < 0):
             raise bad("max_position", "must be an integer >= 0")
+        if not _is_int(self.return_top) or not 0 <= self.return_top <= MAX_RETURN_TOP:
+            raise bad("return_top", f"must be an integer from 0 to {MAX_RETURN_TOP}")
         if self.min_base_entropy is not None and (
             not isinstance(self.min_base_entropy, float) or not math.isfinite(self.min_base_entropy)
         ):
@@ -133,17 +137,28 @@ class TokenEvent:
     base_entropy: Optional[float]  # None where the base model did not run
     budget_left: Optional[int]  # None: unlimited
     t: float  # seconds since the generation began
+    # with return_top: {"base": [(token_id, text, probability), ...], "reasoning": [...]}, best first,
+    # for the models that ran at this position
+    top_k: Optional[dict[str, list[tuple[int, str, float]]]] = None
 
     type = "token"
 
     def to_wire(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.top_k is None:
+            del out["top_k"]
+        else:
+            out["top_k"] = {role: [list(c) for c in cands] for role, cands in self.top_k.items()}
         out["type"] = self.type
         return out
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "TokenEvent":
-        return cls(**{f.name: body.get(f.name) for f in fields(cls)})
+        kwargs = {f.name: body.get(f.name) for f in fields(cls)}
+        top = kwargs.get("top_k")
+        if isinstance(top, dict):
+            kwargs["top_k"] = {role: [tuple(c) for c in cands] for role, cands in top.items()}
+        return cls(**kwargs)
 
 
 
