@@ -1,0 +1,27 @@
+"""tokint-tui: watch a base and a reasoning model decide, live."""
+from __future__ import annotations
+
+from typing import Optional
+
+from textual.app import App
+
+from .link import DaemonLink
+from .screens.main import MainScreen
+
+
+class TokintApp(App):
+    TITLE = "tokint"
+    CSS_PATH = ["styles/app.tcss", "styles/main.tcss", "styles/compare.tcss"]
+
+    def __init__(self, address: Optional[str] = None, models: Optional[str] = None, autostart: bool = True,
+                 offline: bool = False) -> None:
+        super().__init__()
+        # offline: no daemon at all (screenshots, tests of layout)
+        self.link = None if offline else DaemonLink(address, models, autostart)
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen(self.link))
+
+    async def on_unmount(self) -> None:
+        if self.link is not None:
+            await self.link.close()

@@ -1,0 +1,40 @@
+"""This session's generations; selecting one reopens it."""
+from __future__ import annotations
+
+from textual.message import Message
+from textual.widgets import Label, ListItem, ListView
+
+from ..transcript import Transcript
+
+
+class HistoryItem(ListItem):
+    def __init__(self, transcript: Transcript) -> None:
+        super().__init__(Label(self.describe(transcript)))
+        self.transcript = transcript
+
+    @staticmethod
+    def describe(t: Transcript) -> str:
+        return f"[{t.request.mode[:3]}] {t.title(22)} · {len(t.tokens)}t {t.state}"
+
+    def refresh_label(self) -> None:
+        self.query_one(Label).update(self.describe(self.transcript))
+
+
+class HistoryList(ListView):
+    class Open(Message):
+        def __init__(self, transcript: Transcript) -> None:
+            super().__init__()
+            self.transcript = transcript
+
+    def add(self, transcript: Transcript) -> None:
+        self.append(HistoryItem(transcript))
+
+    def update_item(self, transcript: Transcript) -> None:
+        for item in self.query(HistoryItem):
+            if item.transcript is transcript:
+                item.refresh_label()
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        event.stop()
+        if isinstance(event.item, HistoryItem):
+            self.post_message(self.Open(event.item.transcript))
