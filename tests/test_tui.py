@@ -28,7 +28,7 @@ def plain(widget) -> str:
 
 
 def response_text(app) -> str:
-    return plain(app.screen.query_one(ResponseView).query_one(Static))
+    return app.screen.query_one(ResponseView).shown_text()
 
 
 def stats(app) -> str:
@@ -200,7 +200,7 @@ async def test_compare_runs_three_modes_side_by_side(daemon):
         await pilot.pause(0.1)
         for mode, t in screen.transcripts.items():
             view = screen.query_one(f"#response-{mode}", ResponseView)
-            assert plain(view.query_one(Static)) == visible(t.text) and len(t.tokens) == 30
+            assert view.shown_text() == visible(t.text) and len(t.tokens) == 30
         assert screen.transcripts["intervene"].takeovers > 0
         await pilot.press("escape")
         await pilot.pause(0.1)

@@ -194,7 +194,8 @@ class AsyncGeneration:
         queue = await self._start()
         while True:
             try:
-                message = await asyncio.wait_for(queue.get(), HEARTBEAT_INTERVAL_S)
+                # fast path first: a busy stream has its next event waiting already
+                message = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(queue.get(), HEARTBEAT_INTERVAL_S)
             except asyncio.TimeoutError:
                 if time.monotonic() - self.client.last_heard > DAEMON_SILENCE_S:
                     self._finish()

@@ -19,6 +19,7 @@ class Transcript:
     state: str = "waiting"  # waiting, loading pair, queued (N), running, done, cancelled, shutdown, failed
     error: Optional[str] = None
     created: float = field(default_factory=time.time)
+    _takeover_count: tuple[int, int] = field(default=(0, 0), repr=False)
 
     @property
     def text(self) -> str:
@@ -26,7 +27,14 @@ class Transcript:
 
     @property
     def takeovers(self) -> int:
-        return sum(1 for t in self.tokens if t.source == "reasoning" and self.request.mode == "intervene")
+        """Takeovers so far; counted incrementally, since tokens are only ever appended."""
+        if self.request.mode != "intervene":
+            return 0
+        seen, count = self._takeover_count
+        for t in self.tokens[seen:]:
+            count += t.source == "reasoning"
+        self._takeover_count = (len(self.tokens), count)
+        return count
 
     @property
     def running(self) -> bool:

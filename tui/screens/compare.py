@@ -63,6 +63,7 @@ class CompareScreen(Screen):
     @on(TranscriptFinished)
     def finished(self, message: TranscriptFinished) -> None:
         mode = self._mode_of(message.transcript)
+        self.query_one(f"#response-{mode}", ResponseView).settle()
         self.query_one(f"#stats-{mode}", StatsLine).show(message.transcript)
         if message.transcript.error:
             self.notify(f"{mode}: {message.transcript.error}", severity="error")

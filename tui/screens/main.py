@@ -217,6 +217,8 @@ class MainScreen(Screen):
             self.refresh_bindings()
         self.query_one(HistoryList).update_item(t)
         if t is self.showing:
+            self.query_one(ResponseView).settle()
+            self.query_one(DivergenceStrip).settle()
             self.query_one(StatsLine).show(t)
         if t.error:
             self.notify(t.error, title="generation failed", severity="error", timeout=8)

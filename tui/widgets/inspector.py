@@ -15,12 +15,12 @@ def _fmt(value) -> str:
 class TokenInspector(Static):
     def show(self, token: TokenEvent | None) -> None:
         if token is None:
-            self.update(Text("Move the cursor onto a token (Ctrl+G, then ← →; [ ] jump between takeovers).", style="dim"))
+            self.update(Text("Move the cursor onto a token (Ctrl+G, then ← →; [ ] jump between takeovers).", style="#808080"))
             return
         head = Table.grid(padding=(0, 1))
         head.add_row("position", str(token.position))
         head.add_row("token", f"{token.text!r} (id {token.token_id})")
-        head.add_row("source", Text(token.source, style="bold black on yellow" if token.source == "reasoning" else ""))
+        head.add_row("source", Text(token.source, style="bold #101010 on #ffc040" if token.source == "reasoning" else ""))
         head.add_row("divergence", _fmt(token.divergence))
         head.add_row("base entropy", _fmt(token.base_entropy))
         head.add_row("budget left", "∞" if token.budget_left is None else str(token.budget_left))

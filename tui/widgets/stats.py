@@ -22,4 +22,5 @@ def stats_text(t: Transcript) -> str:
 
 class StatsLine(Static):
     def show(self, transcript: Transcript | None) -> None:
-        self.update(stats_text(transcript) if transcript else "ready: type a prompt, then Ctrl+R")
+        # a fixed-size line: no layout pass (which would repaint the whole screen on every frame)
+        self.update(stats_text(transcript) if transcript else "ready: type a prompt, then Ctrl+R", layout=False)

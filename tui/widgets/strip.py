@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Optional
 
 from rich.text import Text
@@ -10,6 +11,7 @@ from textual.widget import Widget
 from tokint_local.events import TokenEvent
 
 BARS = " ▁▂▃▄▅▆▇█"
+REFRESH_EVERY_S = 0.25  # the strip is an overview: a few repaints a second are enough while streaming
 
 
 class DivergenceStrip(Widget):
@@ -21,6 +23,7 @@ class DivergenceStrip(Widget):
         self.divergences: list[Optional[float]] = []
         self.takeovers: set[int] = set()
         self.threshold = math.inf
+        self._painted_at = 0.0
 
     def show(self, tokens: list[TokenEvent], threshold: float) -> None:
         self.divergences = [t.divergence for t in tokens]
@@ -34,20 +37,27 @@ class DivergenceStrip(Widget):
             self.divergences.append(t.divergence)
             if t.source == "reasoning" and t.divergence is not None:
                 self.takeovers.add(t.position)
-        if tokens:
-            self._title()
-            self.refresh()
+        if tokens and time.monotonic() - self._painted_at >= REFRESH_EVERY_S:
+            self.settle()
+
+    def settle(self) -> None:
+        """Repaint now (the stream ended)."""
+        self._painted_at = time.monotonic()
+        self._title()
+        self.refresh()
 
     def _title(self) -> None:
         finite = [d for d in self.divergences if d is not None and math.isfinite(d)]
         top = max(finite, default=0.0)
-        self.border_title = f"divergence by position · max {top:.2f} · {len(self.takeovers)} takeovers ▲"
+        title = f"divergence by position · max {top:.2f} · {len(self.takeovers)} takeovers ▲"
+        if title != self.border_title:  # setting a title repaints the screen; only when it changes
+            self.border_title = title
 
     def render(self) -> Text:
         width = max(self.content_size.width, 1)
         n = len(self.divergences)
         if n == 0:
-            return Text("no divergences yet", style="dim")
+            return Text("no divergences yet", style="#808080")
         per = max(1, math.ceil(n / width))  # positions per column when they outnumber the columns
         cells = max(1, width // n) if n < width else 1  # columns per position when they do not
         finite = [d for d in self.divergences if d is not None and math.isfinite(d)]
@@ -58,10 +68,10 @@ class DivergenceStrip(Widget):
             values = [d for d in self.divergences[lo:hi] if d is not None]
             d = max(values, default=None)
             if d is None:
-                bars.append("·" * cells, "dim")
+                bars.append("·" * cells, "#606060")
             else:
                 level = len(BARS) - 1 if not math.isfinite(d) else max(1, round(d / top * (len(BARS) - 1)))
-                bars.append(BARS[level] * cells, "red" if d >= self.threshold else "cyan")
+                bars.append(BARS[level] * cells, "#ff5f5f" if d >= self.threshold else "#5fd7ff")
             taken = any(p in self.takeovers for p in range(lo, hi))
-            marks.append(("▲" if taken else " ").center(cells), "bold yellow")
+            marks.append(("▲" if taken else " ").center(cells), "bold #ffc040")
         return Text("\n").join([bars, marks])
