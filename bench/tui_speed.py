@@ -35,6 +35,9 @@ from tui.app import TokintApp  # noqa: E402
 from tui.widgets.response import ResponseView  # noqa: E402
 
 
+PROMPT = "write a long text"  # the tiny models run 4,000 tokens on it without an end-of-turn token
+
+
 def instrument():
     """Record when each token reaches the app and when the view has rendered it."""
     received: dict[int, float] = {}
@@ -64,7 +67,7 @@ def instrument():
     return received, shown
 
 
-async def drive(address: str, n_tokens: int, received, shown) -> dict:
+async def drive(address: str, n_tokens: int, mode: str, received, shown) -> dict:
     app = TokintApp(address, autostart=False)
     key_lag = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -74,8 +77,9 @@ async def drive(address: str, n_tokens: int, received, shown) -> dict:
         panel = screen.query_one("#settings")
         panel.query_one("#pair").value = "tiny-long"
         panel.query_one("#max_tokens").value = str(n_tokens)
+        panel.query_one("#mode").value = mode
         area = screen.query_one("#prompt")
-        area.text = "hello"
+        area.text = PROMPT
         area.focus()
         await pilot.press("ctrl+r")
         # From here on no pilot calls: they wait for the app to go idle, which a streaming app never does.
@@ -93,6 +97,9 @@ async def drive(address: str, n_tokens: int, received, shown) -> dict:
             await asyncio.sleep(0.05)
         stream_end = max(received.values())
         await asyncio.sleep(0.5)
+        if screen.showing.error:
+            raise SystemExit(f"generation failed: {screen.showing.error}")
+        print(f"transcript: {len(screen.showing.tokens)} tokens, {screen.showing.summary}", file=sys.stderr)
         t = screen.showing
         view = screen.query_one(ResponseView)
         unshown_at_end = sum(1 for p, at in received.items() if shown.get(p, float("inf")) > stream_end)
@@ -112,6 +119,7 @@ async def drive(address: str, n_tokens: int, received, shown) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=4000)
+    ap.add_argument("--mode", default="base", help="base streams fastest (one model); intervene runs both")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tkt", dir="/tmp"))
     base, reasoning = write_tiny_pair(folder)
@@ -120,18 +128,23 @@ def main() -> None:
     models = folder / "models.toml"
     models.write_text(models_toml_text({"base": base, "reasoning": reasoning, "padded": padded, "other": other}))
     daemon = DaemonProcess(models, f"ipc://{folder}/d.sock")
-    received, shown = instrument()
     try:
-        r = asyncio.run(drive(daemon.address, args.tokens, received, shown))
+        # the baseline, same request: the stream into a client that only counts tokens
+        with client_mod.Client(daemon.address) as c:
+            events = list(c.generate(PROMPT, pair="tiny-long", mode=args.mode, max_tokens=args.tokens, return_top=5))
+        plain_rate = events[-1].tokens_per_second
+        received, shown = instrument()
+        r = asyncio.run(drive(daemon.address, args.tokens, args.mode, received, shown))
     finally:
         daemon.stop()
     lag = sorted(r["lag"])
     keys = sorted(r["keys"])
     print(f"\ntokint-tui under App.run_test (headless, 120x40), tiny models through a real tokintd, "
-          f"{args.tokens}-token response, {machine()}, commit {git_rev()}\n")
+          f"{args.tokens}-token response, mode {args.mode}, {machine()}, commit {git_rev()}\n")
     print(table(["measure", "value"], [
         ["tokens streamed / shown", f"{r['tokens']} / {r['shown']}"],
-        ["engine rate in the daemon (summary, tok/s)", r["engine_rate"]],
+        ["baseline: same stream into a bare client (tok/s)", plain_rate],
+        ["engine rate in the daemon while the app consumes (tok/s)", r["engine_rate"]],
         ["stream rate received by the app (tok/s)", r["rate"]],
         ["event-to-screen latency median (ms)", 1000 * statistics.median(lag)],
         ["event-to-screen latency p95 (ms)", 1000 * lag[int(0.95 * (len(lag) - 1))]],
