@@ -11,6 +11,7 @@ from .screens.main import MainScreen
 
 class TokintApp(App):
     TITLE = "tokint"
+    ENABLE_COMMAND_PALETTE = False  # every action has its own key in the footer
     CSS_PATH = ["styles/app.tcss", "styles/main.tcss", "styles/compare.tcss"]
 
     def __init__(self, address: Optional[str] = None, models: Optional[str] = None, autostart: bool = True,

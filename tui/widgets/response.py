@@ -76,8 +76,8 @@ class ResponseView(ScrollView, can_focus=True):
         Binding("right", "move(1)", "Next token", show=False),
         Binding("home", "jump('start')", "First", show=False),
         Binding("end", "jump('end')", "Last", show=False),
-        Binding("left_square_bracket", "takeover(-1)", "Prev takeover"),
-        Binding("right_square_bracket", "takeover(1)", "Next takeover"),
+        Binding("left_square_bracket", "takeover(-1)", "Prev takeover", show=False),
+        Binding("right_square_bracket", "takeover(1)", "Takeover ([ back)"),
     ]
 
     shade = reactive(False)
