@@ -12,7 +12,7 @@ from typing import Optional
 from tokint_local.backend import LlamaModel, ModelSettings
 from tokint_local.config import ModelsFile
 from tokint_local.pair import ModelPair, pair_from_models, settings_for
-from tokint_local.status import PairListing, describe_model
+from tokint_local.status import PairListing, describe_pair
 
 
 class Registry:
@@ -33,17 +33,8 @@ class Registry:
         return sum(model.memory_bytes() for model, _ in self._loaded.values())
 
     def listing(self) -> list[PairListing]:
-        return [
-            PairListing(
-                name=name,
-                description=entry.description,
-                default=name == self.models.default_pair,
-                base=describe_model(entry.base),
-                reasoning=describe_model(entry.reasoning),
-                loaded=name in self._pairs,
-            )
-            for name, entry in self.models.pairs.items()
-        ]
+        return [describe_pair(entry, name == self.models.default_pair, name in self._pairs)
+                for name, entry in self.models.pairs.items()]
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, name: Optional[str]) -> ModelPair:
@@ -53,8 +44,8 @@ class Registry:
             pair = self._pairs.get(entry.name)
             if pair is not None:
                 return pair
-            base_settings = settings_for(entry.base)
-            reasoning_settings = settings_for(entry.reasoning)
+            base_settings = settings_for(entry.base, entry.name)
+            reasoning_settings = settings_for(entry.reasoning, entry.name)
             base = self._acquire(base_settings)
             try:
                 reasoning = self._acquire(reasoning_settings)
@@ -62,7 +53,7 @@ class Registry:
                 self._release(base_settings)
                 raise
             try:
-                pair = pair_from_models(entry.name, base, reasoning)
+                pair = pair_from_models(entry, base, reasoning)
             except BaseException:
                 self._release(base_settings)
                 self._release(reasoning_settings)

@@ -21,7 +21,7 @@ from tokint_local import __version__
 from tokint_local.backend import versions as backend_versions
 from tokint_local.errors import InvalidParameter, TokintError
 from tokint_local.events import GenerationRequest
-from tokint_local.status import DaemonStatus, LoadedPair
+from tokint_local.status import DaemonStatus, LoadedPair, Offload
 from tokint_local.wire import (
     HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Message,
     ProtocolError, error_message,
@@ -207,7 +207,8 @@ class Daemon:
             size = pair.base.memory_bytes() + (pair.reasoning.memory_bytes() if pair.reasoning is not pair.base else 0)
             pairs.append(LoadedPair(name=name, base=str(pair.base.settings.path), reasoning=str(pair.reasoning.settings.path),
                                     model_bytes=size, queue_length=self.scheduler.queue_length(name),
-                                    active=self.scheduler.active(name)))
+                                    active=self.scheduler.active(name), base_offload=Offload(*pair.base.offload()),
+                                    reasoning_offload=Offload(*pair.reasoning.offload())))
         status = DaemonStatus(
             version=__version__, protocol_version=PROTOCOL_VERSION, versions=backend_versions(),
             uptime_s=time.monotonic() - self.started, pid=os.getpid(), models_file=str(self.registry.models.path),
@@ -242,11 +243,14 @@ class Daemon:
         self.reply(peer, msg, {"pair": name, "unloaded": was_loaded})
 
     async def _generate(self, peer: Peer, msg: Message) -> None:
-        request = GenerationRequest.from_wire(msg.content)
+        pair = msg.content.get("pair")
+        if pair is not None and not isinstance(pair, str):
+            raise InvalidParameter("pair: must be a pair name")
+        entry = self.registry.models.pair(pair)
+        request = GenerationRequest.from_wire({**entry.defaults, **msg.content})  # fields not sent: the pair's defaults
         if msg.id in self.scheduler.jobs:
             raise InvalidParameter(f"a generation with id {msg.id!r} is already running; use a fresh message id")
-        name = self.registry.models.pair(request.pair).name
-        self.scheduler.submit(Job(id=msg.id, peer=peer, request=request, pair_name=name))
+        self.scheduler.submit(Job(id=msg.id, peer=peer, request=request, pair_name=entry.name))
 
     async def _cancel(self, peer: Peer, msg: Message) -> None:
         target = msg.content.get("id")

@@ -14,6 +14,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# huggingface_hub reads its settings when first imported: keep this process off the network and
+# out of the person's own cache. Tests that pull run `tokint` in a subprocess with their own settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="tokint-hf-")
+
 from gguf_factory import TinySpec, write_tiny_model, write_tiny_pair  # noqa: E402
 
 REAL_DIR = Path(os.environ.get("TOKINT_TEST_MODELS", Path.home() / ".cache" / "tokint-test-models"))
@@ -85,6 +90,10 @@ reasoning = {model(files["reasoning"])}
 [pairs.tiny-padded]
 base = {model(files["base"])}
 reasoning = {model(files["padded"])}
+
+[pairs.tiny-padded.defaults]
+max_tokens = 7
+threshold = 0.0
 
 [pairs.tiny-mismatch]
 base = {model(files["base"])}

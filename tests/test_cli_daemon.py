@@ -32,7 +32,7 @@ def test_generate_starts_a_daemon_once_and_streams_through_it(tiny_models_toml, 
     text = tokint("status")
     assert "tokintd 0.1.0" in text.stdout and "pair tiny:" in text.stdout
 
-    pairs = json.loads(tokint("pairs", "--json").stdout)
+    pairs = json.loads(tokint("--models", str(tiny_models_toml), "pairs", "--json").stdout)
     tiny = next(p for p in pairs if p["name"] == "tiny")
     assert tiny["default"] and tiny["loaded"] and tiny["base"]["present"]
 
@@ -57,6 +57,6 @@ def test_no_autostart_fails_clearly(tiny_models_toml):
 def test_pairs_local_lists_missing_files(tmp_path):
     p = tmp_path / "m.toml"
     p.write_text('[pairs.gone]\nbase = { path = "/nope/b.gguf" }\nreasoning = { hf_repo = "o/r", file = "r.gguf" }\n')
-    r = tokint("pairs", "--local", "--models", str(p))
+    r = tokint("pairs", "--models", str(p))
     assert r.returncode == 0, r.stderr
     assert "/nope/b.gguf (missing)" in r.stdout and "o/r:r.gguf (missing)" in r.stdout

@@ -86,5 +86,72 @@ def test_file_selection_and_home(tmp_path, monkeypatch, tokint_home):
 
 def test_shipped_file_is_valid_and_names_the_two_pairs():
     models = load_models(SHIPPED_MODELS)
-    assert {"qwen2.5-coder", "qwen3-0.6b"} <= set(models.pairs)
+    assert {"qwen2.5-coder", "qwen2.5-coder-local", "qwen3-0.6b", "qwen2.5-math-r1"} <= set(models.pairs)
     assert models.default_pair == "qwen2.5-coder"
+
+
+def test_errors_carry_the_line_of_the_key(tmp_path):
+    p = write(tmp_path, """default_pair = "a"
+
+[pairs.a]
+description = "ok"
+base = { path = "/x/b.gguf", n_ctx = 2048 }
+reasoning = { path = "/x/r.gguf", colour = "blue" }
+""")
+    with pytest.raises(ConfigError, match=rf"^{p}:6: pairs.a.reasoning: unknown key 'colour'"):
+        load_models(p)
+    p = write(tmp_path, """[pairs.a]
+base = { path = "/x/b.gguf" }
+reasoning = { path = "/x/r.gguf" }
+
+[pairs.a.defaults]
+budget = 4
+threshold = -2.0
+""")
+    with pytest.raises(ConfigError, match=rf"^{p}:7: pairs.a.defaults.threshold: must be a number >= 0"):
+        load_models(p)
+    p = write(tmp_path, '[pairs.a]\nbase = { path = "/x/b.gguf" }\nreasoning = { path = "/x/r.gguf" }\n[pairs.a.defaults]\nspeed = 3\n')
+    with pytest.raises(ConfigError, match=rf"^{p}:5: pairs.a.defaults: unknown key 'speed'"):
+        load_models(p)
+    p = write(tmp_path, '[pairs.a]\nbase = { path = "/x/b.gguf", prompt_format = "alpaca" }\nreasoning = { path = "/x/r.gguf" }\n')
+    with pytest.raises(ConfigError, match=rf"^{p}:2: .*prompt_format: must be one of gguf, raw, chatml, llama3"):
+        load_models(p)
+    p = write(tmp_path, 'default_pair = "a"\nx = = 1\n[pairs.a]\n')
+    with pytest.raises(ConfigError, match=r"line 2"):  # TOML syntax errors say where, too
+        load_models(p)
+
+
+def test_pair_defaults_are_parsed(tmp_path):
+    p = write(tmp_path, """[pairs.a]
+base = { path = "/x/b.gguf" }
+reasoning = { path = "/x/r.gguf" }
+[pairs.a.defaults]
+budget = "unlimited"
+threshold = "inf"
+max_tokens = 64
+divergence = "js"
+""")
+    import math
+
+    assert load_models(p).pair("a").defaults == {"budget": None, "threshold": math.inf, "max_tokens": 64, "divergence": "js"}
+
+
+def test_the_user_file_adds_and_overrides_pairs(tmp_path, tokint_home):
+    shipped = load_models(SHIPPED_MODELS)
+    (tokint_home / "models.toml").write_text("""default_pair = "mine"
+[pairs.mine]
+base = { path = "/m/b.gguf" }
+reasoning = { path = "/m/r.gguf" }
+[pairs."qwen2.5-coder"]
+description = "my own copy"
+base = { path = "/mine/b.gguf" }
+reasoning = { path = "/mine/r.gguf" }
+""")
+    merged = load_models(SHIPPED_MODELS)
+    assert merged.default_pair == "mine" and merged.user_path == (tokint_home / "models.toml").resolve()
+    assert merged.pair("qwen2.5-coder").base.path == Path("/mine/b.gguf")
+    assert merged.pair("qwen2.5-coder").description == "my own copy"
+    assert set(shipped.pairs) | {"mine"} == set(merged.pairs)
+    (tokint_home / "models.toml").write_text('[pairs.x]\nbase = { path = 3 }\nreasoning = { path = "/r" }\n')
+    with pytest.raises(ConfigError, match=rf"{tokint_home / 'models.toml'}:2: "):
+        load_models(SHIPPED_MODELS)  # an error in the user file names the user file

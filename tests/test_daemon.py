@@ -55,6 +55,9 @@ def test_hello_status_and_pairs(shared_daemon):
         assert "tiny" in [p.name for p in status.loaded_pairs]
         assert status.uptime_s > 0 and status.memory_rss_bytes > 0 and status.versions["llama_cpp_python"]
         assert status.queue_length == 0 and status.active == []
+        tiny = next(p for p in status.loaded_pairs if p.name == "tiny")
+        # this CPU build offloads nothing, whatever n_gpu_layers asks; the tiny models have 2 layers
+        assert tiny.base_offload.backend == "CPU" and (tiny.base_offload.gpu_layers, tiny.base_offload.n_layers) == (0, 2)
 
 
 def test_concurrent_clients_each_get_their_own_complete_stream(shared_daemon):
@@ -325,3 +328,15 @@ async def test_async_client_streams_and_cancels(shared_daemon):
         assert got[-1].finish_reason == "cancelled"
         assert [p.name for p in await c.list_pairs()][:1] == ["tiny"]
         assert (await c.status()).queue_length == 0
+
+
+def test_fields_not_sent_take_the_pairs_defaults(shared_daemon):
+    with Client(shared_daemon.address) as c:
+        events = list(c.generate("hello", pair="tiny-padded"))  # defaults: max_tokens 7, threshold 0
+        assert events[-1].n_tokens == 7 and events[-1].n_takeovers == 7
+        events = list(c.generate("hello", pair="tiny-padded", max_tokens=3, threshold=float("inf")))
+        assert events[-1].n_tokens == 3 and events[-1].n_takeovers == 0
+        listing = {p.name: p for p in c.list_pairs()}
+        assert listing["tiny-padded"].defaults == {"max_tokens": 7, "threshold": 0.0}
+        assert listing["tiny-padded"].compatible is True and listing["tiny-mismatch"].compatible is False
+        assert "token 256 differs" in listing["tiny-mismatch"].compat_detail

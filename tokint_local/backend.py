@@ -54,6 +54,17 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+_GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA")
+
+
+def accelerator() -> str:
+    """The GPU backend this llama-cpp-python build was compiled with, or "CPU"."""
+    _init_backend()
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    found = [name for name in _GPU_BACKENDS if f"{name.upper()} :" in info.upper() or f"{name.upper()}=" in info.upper()]
+    return found[0] if found and gpu_offload_supported() else "CPU"
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """How to load one model. ``n_threads`` None means every core."""
@@ -176,6 +187,16 @@ class LlamaModel:
 
     def memory_bytes(self) -> int:
         return int(llama_cpp.llama_model_size(self._model))
+
+    def offload(self) -> tuple[str, int, int]:
+        """(backend, layers on the GPU, layers in all): n_gpu_layers as llama.cpp applies it."""
+        n_layers = int(llama_cpp.llama_model_n_layer(self._model))
+        backend = accelerator()
+        if backend == "CPU":
+            return backend, 0, n_layers
+        wanted = self.settings.n_gpu_layers
+        on_gpu = n_layers if wanted < 0 else min(wanted, n_layers)
+        return backend, on_gpu, n_layers
 
     # -- text ------------------------------------------------------------------------------
     def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:

@@ -11,8 +11,9 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 
 from .divergence import DIVERGENCES
 from .errors import TokintError
+from .addresses import is_local
 from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
-from .render import TextPrinter, color_wanted, json_printer, pairs_text, print_json, status_text
+from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -32,59 +33,66 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _budget(text: str) -> Optional[int]:
+    if text.lower() in ("unlimited", "inf", "none"):
+        return None
+    return _integer(text)
+
+
+GIVEN = argparse.SUPPRESS  # a flag not given leaves the pair's default (then the global one) in place
+
+
 def add_generation_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that make a GenerationRequest; shared by every command that generates."""
+    """The flags that make a GenerationRequest; shared by every command that generates.
+
+    Flags that are not given fall back to the pair's [pairs.NAME.defaults], then to tokint's.
+    """
     p.add_argument("prompt", help="the prompt; '-' reads it from standard input")
     p.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use (default: $TOKINT_MODELS or the shipped one)")
     p.add_argument("--pair", help="model pair from models.toml (default: the file's default_pair)")
-    p.add_argument("--mode", choices=MODES, default="intervene", help="who writes the response (default: intervene)")
-    p.add_argument("--divergence", choices=DIVERGENCES, default="kl", help="divergence the gate compares (default: kl)")
-    p.add_argument("--threshold", type=_number, default=DEFAULT_THRESHOLD,
+    p.add_argument("--mode", choices=MODES, default=GIVEN, help="who writes the response (default: intervene)")
+    p.add_argument("--divergence", choices=DIVERGENCES, default=GIVEN, help="divergence the gate compares (default: kl)")
+    p.add_argument("--threshold", type=_number, default=GIVEN,
                    help=f"takeover where divergence >= this, in nats for kl/js (default: {DEFAULT_THRESHOLD}; inf: never)")
-    p.add_argument("--budget", type=_integer, default=None, help="at most this many takeovers (default: unlimited)")
-    p.add_argument("--max-position", type=_integer, default=None, help="takeovers only in the first N positions")
-    p.add_argument("--min-base-entropy", type=_number, default=None,
+    p.add_argument("--budget", type=_budget, default=GIVEN, help="at most this many takeovers (default: unlimited)")
+    p.add_argument("--max-position", type=_integer, default=GIVEN, help="takeovers only in the first N positions")
+    p.add_argument("--min-base-entropy", type=_number, default=GIVEN,
                    help="takeovers only where the base model's entropy (nats) is at least this")
-    p.add_argument("--max-tokens", type=_integer, default=DEFAULT_MAX_TOKENS, help=f"response length limit (default: {DEFAULT_MAX_TOKENS})")
-    p.add_argument("--temperature", type=_number, default=0.0, help="0 is greedy (default: 0)")
-    p.add_argument("--top-k", type=_integer, default=0, help="sample among the k likeliest tokens (0: off)")
-    p.add_argument("--top-p", type=_number, default=1.0, help="nucleus sampling mass (1: off)")
-    p.add_argument("--seed", type=_integer, default=None, help="seed for reproducible sampling (default: random, reported)")
-    p.add_argument("--stop", action="append", default=[], help="stop when the response contains this text (repeatable)")
-    p.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
-    p.add_argument("--return-top", type=_integer, default=0, metavar="N",
+    p.add_argument("--max-tokens", type=_integer, default=GIVEN, help=f"response length limit (default: {DEFAULT_MAX_TOKENS})")
+    p.add_argument("--temperature", type=_number, default=GIVEN, help="0 is greedy (default: 0)")
+    p.add_argument("--top-k", type=_integer, default=GIVEN, help="sample among the k likeliest tokens (0: off)")
+    p.add_argument("--top-p", type=_number, default=GIVEN, help="nucleus sampling mass (1: off)")
+    p.add_argument("--seed", type=_integer, default=GIVEN, help="seed for reproducible sampling (default: random, reported)")
+    p.add_argument("--stop", action="append", default=GIVEN, help="stop when the response contains this text (repeatable)")
+    p.add_argument("--raw", action="store_true", default=GIVEN, help="send the prompt as plain text, without the chat template")
+    p.add_argument("--return-top", type=_integer, default=GIVEN, metavar="N",
                    help="with --json: each token event lists both models' N likeliest tokens (top_k)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
 
 
-def request_from_args(args: argparse.Namespace, stdin: TextIO) -> GenerationRequest:
-    prompt = stdin.read() if args.prompt == "-" else args.prompt
-    return GenerationRequest(
-        prompt=prompt,
-        pair=args.pair,
-        mode=args.mode,
-        divergence=args.divergence,
-        threshold=args.threshold,
-        budget=args.budget,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop=tuple(args.stop),
-        raw=args.raw,
-        max_position=args.max_position,
-        min_base_entropy=args.min_base_entropy,
-        return_top=args.return_top,
-    )
+REQUEST_FLAGS = ("mode", "divergence", "threshold", "budget", "max_position", "min_base_entropy", "max_tokens",
+                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top")
 
 
-def run_local_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:
+def request_fields(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
+    """The request fields the person gave (prompt and pair included), checked as a request."""
+    fields: dict[str, Any] = {"prompt": stdin.read() if args.prompt == "-" else args.prompt, "pair": args.pair}
+    fields.update({name: getattr(args, name) for name in REQUEST_FLAGS if hasattr(args, name)})
+    if "stop" in fields:
+        fields["stop"] = tuple(fields["stop"])
+    GenerationRequest(**fields)  # bad values fail here, before any model loads
+    return fields
+
+
+def run_local_generation(args: argparse.Namespace, fields: dict[str, Any], emit: Callable[[Any], None], err: TextIO) -> int:
+    from .cli_pairs import ensure_pair_files
     from .config import load_models
     from .engine import Cancel, generate
     from .pair import open_pair
 
-    entry = load_models(args.models).pair(req.pair)
+    entry = load_models(args.models).pair(fields["pair"])
+    req = GenerationRequest(**{**entry.defaults, **fields})
+    ensure_pair_files(entry, err)
     if err.isatty():
         err.write(f"loading pair {entry.name} ({entry.base.describe()} + {entry.reasoning.describe()}) ...\n")
     pair = open_pair(entry)
@@ -105,14 +113,18 @@ def run_local_generation(args: argparse.Namespace, req: GenerationRequest, emit:
     return EXIT_INTERRUPTED if cancel.is_set() else 0
 
 
-def run_daemon_generation(args: argparse.Namespace, req: GenerationRequest, emit: Callable[[Any], None], err: TextIO) -> int:
+def run_daemon_generation(args: argparse.Namespace, fields: dict[str, Any], emit: Callable[[Any], None], err: TextIO) -> int:
     from .autostart import connect
+    from .cli_pairs import ensure_pair_files
+    from .config import load_models
 
     client = connect(args.connect, args.models, not args.no_autostart, err)
     try:
-        params = req.to_wire()
+        if args.connect is None or is_local(args.connect):
+            ensure_pair_files(load_models(args.models).pair(fields["pair"]), err)  # the daemon reads the same files
+        params = dict(fields)
         prompt, pair = params.pop("prompt"), params.pop("pair")
-        stream = client.generate(prompt, pair, **params)
+        stream = client.generate(prompt, pair, **params)  # the daemon fills in the pair's defaults
         try:
             for event in stream:
                 emit(event)
@@ -127,7 +139,7 @@ def run_daemon_generation(args: argparse.Namespace, req: GenerationRequest, emit
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    req = request_from_args(args, sys.stdin)
+    req = request_fields(args, sys.stdin)
     emit = json_printer(sys.stdout) if args.json else TextPrinter(sys.stdout, sys.stderr, color_wanted(sys.stdout))
     run = run_local_generation if args.local else run_daemon_generation
     return run(args, req, emit, sys.stderr)
@@ -149,27 +161,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(sys.stdout, status.to_wire())
     else:
         sys.stdout.write(status_text(status) + "\n")
-    return 0
-
-
-def cmd_pairs(args: argparse.Namespace) -> int:
-    if args.local:
-        from .config import load_models
-        from .status import PairListing, describe_model
-
-        models = load_models(args.models)
-        pairs = [PairListing(name, e.description, name == models.default_pair, describe_model(e.base), describe_model(e.reasoning))
-                 for name, e in models.pairs.items()]
-    else:
-        client = _daemon(args)
-        try:
-            pairs = client.list_pairs()
-        finally:
-            client.close()
-    if args.json:
-        print_json(sys.stdout, [p.to_wire() for p in pairs])
-    else:
-        sys.stdout.write(pairs_text(pairs) + "\n")
     return 0
 
 
@@ -213,11 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_daemon_arguments(status, local=False)
     status.set_defaults(func=cmd_status)
-    pairs = sub.add_parser("pairs", help="the pairs in models.toml and whether their files are here")
-    pairs.add_argument("--json", action="store_true", help="print the pairs as JSON")
-    pairs.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use")
-    _add_daemon_arguments(pairs, local=True)
-    pairs.set_defaults(func=cmd_pairs)
+    from .cli_pairs import add_parsers
+
+    add_parsers(sub)
     stop = sub.add_parser("shutdown", help="stop the running tokintd")
     _add_daemon_arguments(stop, local=False)
     stop.set_defaults(func=cmd_shutdown)

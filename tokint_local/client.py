@@ -161,19 +161,23 @@ class AsyncClient:
     def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "AsyncGeneration":
         """Start a generation; iterate the result for Queued, Started, TokenEvent ... Summary.
 
-        Parameters are GenerationRequest's fields and are checked here, before anything is sent.
+        Parameters are GenerationRequest's fields and are checked here, before anything is sent;
+        those not given take the pair's defaults from the daemon's models.toml.
         """
         request = GenerationRequest(prompt=prompt, pair=pair, **params)
-        return AsyncGeneration(self, request)
+        return AsyncGeneration(self, request, given={"prompt", "pair", *params})
 
 
 class AsyncGeneration:
     """One generation's event stream. ``id`` names it for ``cancel``."""
 
-    def __init__(self, client: AsyncClient, request: GenerationRequest):
+    def __init__(self, client: AsyncClient, request: GenerationRequest, given: Optional[set[str]] = None):
         self.client = client
         self.request = request
-        self._message = Message("generate", request.to_wire())
+        wire = request.to_wire()
+        if given is not None:  # only what the caller set: the daemon fills in the pair's defaults
+            wire = {k: v for k, v in wire.items() if k in given}
+        self._message = Message("generate", wire)
         self.id = self._message.id
         self._queue: Optional[asyncio.Queue] = None
         self.done = False

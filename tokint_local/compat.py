@@ -1,6 +1,7 @@
 """Whether two models can decode one response together, checked as llama.cpp's speculative
-decoding checks a draft model: same vocab type, same BOS/EOS handling, vocab sizes within 128,
-and identical token text on the shared id range.
+decoding checks a draft model (common/speculative.cpp): same vocab type; the same add-BOS and
+add-EOS flags, and the same BOS (EOS) id where it is added; vocab sizes within 128; identical
+token text on the shared id range.
 """
 from __future__ import annotations
 
@@ -38,13 +39,14 @@ def shared_vocab_size(base: VocabInfo, reasoning: VocabInfo, names: tuple[str, s
 
     if base.vocab_type != reasoning.vocab_type:
         raise refuse(f"vocab types differ ({base.vocab_type} vs {reasoning.vocab_type})")
-    if (base.add_bos, base.add_eos) != (reasoning.add_bos, reasoning.add_eos):
+    if base.add_bos != reasoning.add_bos or (base.add_bos and base.bos != reasoning.bos):
         raise refuse(
-            f"BOS/EOS handling differs (add_bos {base.add_bos} vs {reasoning.add_bos}, "
-            f"add_eos {base.add_eos} vs {reasoning.add_eos})"
+            f"BOS handling differs (add_bos {base.add_bos} vs {reasoning.add_bos}, bos {base.bos} vs {reasoning.bos})"
         )
-    if base.bos != reasoning.bos or base.eos != reasoning.eos:
-        raise refuse(f"special tokens differ (bos {base.bos} vs {reasoning.bos}, eos {base.eos} vs {reasoning.eos})")
+    if base.add_eos != reasoning.add_eos or (base.add_eos and base.eos != reasoning.eos):
+        raise refuse(
+            f"EOS handling differs (add_eos {base.add_eos} vs {reasoning.add_eos}, eos {base.eos} vs {reasoning.eos})"
+        )
     diff = abs(base.size - reasoning.size)
     if diff > MAX_VOCAB_SIZE_DIFFERENCE:
         raise refuse(

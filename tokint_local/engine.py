@@ -46,10 +46,10 @@ class PreparedPrompt:
     format: str
 
 
-def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str) -> PreparedPrompt:
+def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: str = "gguf") -> PreparedPrompt:
     """The prompt in ``model``'s own prompt format, as tokens, checked against its context."""
     bos = model.special_text(model.bos)
-    text = format_prompt(prompt, model.chat_template, bos, model.special_text(model.eos), raw)
+    text = format_prompt(prompt, model.chat_template, bos, model.special_text(model.eos), raw, fmt)
     add_bos = model.add_bos and not (bos and text.text.startswith(bos))
     tokens = model.tokenize(text.text, add_special=add_bos, parse_special=text.parse_special)
     if not tokens:
@@ -83,9 +83,9 @@ class _Run:
             self.use_reasoning = False  # e.g. threshold inf or budget 0: the base model alone decides
         prompts = {}
         if self.use_base:
-            prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base")
+            prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base", pair.formats[0])
         if self.use_reasoning:
-            prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning")
+            prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning", pair.formats[1])
         lb = pair.base.prefill(prompts["base"].tokens)[: self.n] if self.use_base else None
         lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[: self.n] if self.use_reasoning else None
         t_first: Optional[float] = None

@@ -10,9 +10,9 @@ from .compat import shared_vocab_size
 from .config import ModelEntry, PairEntry
 
 
-def settings_for(entry: ModelEntry) -> ModelSettings:
+def settings_for(entry: ModelEntry, pair: str = "PAIR") -> ModelSettings:
     return ModelSettings(
-        path=entry.local_path(),
+        path=entry.local_path(pair),
         n_ctx=entry.n_ctx,
         n_threads=entry.n_threads,
         n_gpu_layers=entry.n_gpu_layers,
@@ -28,6 +28,7 @@ class ModelPair:
     base: LlamaModel
     reasoning: LlamaModel
     n_shared: int
+    formats: tuple[str, str] = ("gguf", "gguf")  # prompt format of the base and the reasoning model
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator["ModelPair"]:
@@ -43,21 +44,22 @@ class ModelPair:
         self.reasoning.close()
 
 
-def pair_from_models(name: str, base: LlamaModel, reasoning: LlamaModel) -> ModelPair:
+def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) -> ModelPair:
     """Pair two loaded models, or raise IncompatiblePair naming the first difference."""
-    return ModelPair(name, base, reasoning, shared_vocab_size(base.vocab_info(), reasoning.vocab_info()))
+    n_shared = shared_vocab_size(base.vocab_info(), reasoning.vocab_info())
+    return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
 
 
 def open_pair(entry: PairEntry) -> ModelPair:
     """Load both models of ``entry`` and check that they can be paired."""
-    base = LlamaModel(settings_for(entry.base))
+    base = LlamaModel(settings_for(entry.base, entry.name))
     try:
-        reasoning = LlamaModel(settings_for(entry.reasoning))
+        reasoning = LlamaModel(settings_for(entry.reasoning, entry.name))
     except BaseException:
         base.close()
         raise
     try:
-        return pair_from_models(entry.name, base, reasoning)
+        return pair_from_models(entry, base, reasoning)
     except BaseException:
         base.close()
         reasoning.close()

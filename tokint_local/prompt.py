@@ -35,9 +35,28 @@ _ENV.globals["raise_exception"] = _raise
 _ENV.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
 
 
-def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool) -> PromptText:
-    """The text a model is given for ``prompt``: its chat template when it has one and not ``raw``."""
-    if raw or not template:
+NAMED_TEMPLATES = {
+    "chatml": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+    "llama3": (
+        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+        "{{ m['content'] }}<|eot_id|>{% endfor %}"
+        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+    ),
+}
+
+
+def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
+    """The text a model is given for ``prompt``.
+
+    ``fmt`` is the model's configured prompt format: "gguf" (its own chat template, or raw text when
+    it has none), "raw", or a named template ("chatml", "llama3"). ``raw`` overrides it per request.
+    """
+    if fmt in NAMED_TEMPLATES:
+        template = NAMED_TEMPLATES[fmt]
+    if raw or fmt == "raw" or not template:
         return PromptText(prompt, "raw", parse_special=False)
     try:
         text = _ENV.from_string(template).render(

@@ -97,6 +97,9 @@ def status_text(status: DaemonStatus) -> str:
             a = pair.active
             active = f"generating {a.id[:8]} ({a.mode}, {a.tokens} tokens, {a.elapsed_s:.1f} s)"
         lines.append(f"pair {pair.name}: {human_bytes(pair.model_bytes)}, {pair.queue_length} queued, {active}")
+        for role, off in (("base", pair.base_offload), ("reasoning", pair.reasoning_offload)):
+            if off is not None:
+                lines.append(f"    {role}: {off.backend}, {off.gpu_layers}/{off.n_layers} layers on the GPU")
     return "\n".join(lines)
 
 
@@ -110,10 +113,15 @@ def pairs_text(pairs: list[PairListing]) -> str:
     lines = []
     for p in pairs:
         flags = [f for f, on in (("default", p.default), ("loaded", p.loaded)) if on]
-        head = f"{p.name}" + (f"  [{', '.join(flags)}]" if flags else "")
-        lines.append(head)
+        lines.append(f"{p.name}" + (f"  [{', '.join(flags)}]" if flags else ""))
         if p.description:
             lines.append(f"    {p.description}")
         lines.append(f"    base:      {_model_cell(p.base)}")
         lines.append(f"    reasoning: {_model_cell(p.reasoning)}")
+        verdict = {True: "ok", False: "INCOMPATIBLE", None: "unknown"}[p.compatible]
+        lines.append(f"    pairing:   {verdict}: {p.compat_detail}")
+        if p.defaults:
+            lines.append("    defaults:  " + ", ".join(f"{k}={'unlimited' if v is None else v}" for k, v in p.defaults.items()))
+        if p.pull:
+            lines.append(f"    get it:    {p.pull}")
     return "\n".join(lines)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-from .config import ModelEntry
-from .errors import ModelFileMissing
+from .config import ModelEntry, PairEntry
+from .errors import TokintError
 
 
 @dataclass(frozen=True)
@@ -20,11 +21,28 @@ class ModelFile:
 
 def describe_model(entry: ModelEntry) -> ModelFile:
     """Where a configured model comes from and whether its file is on this machine."""
-    try:
-        path = entry.local_path()
-    except ModelFileMissing:
+    path = entry.cached_path()
+    if path is None:
         return ModelFile(source=entry.describe(), path=str(entry.path) if entry.path else None, present=False)
     return ModelFile(source=entry.describe(), path=str(path), present=True, size_bytes=path.stat().st_size)
+
+
+_COMPAT_CACHE: dict[tuple, tuple[Optional[bool], str]] = {}
+
+
+def check_files(base: Path, reasoning: Path) -> tuple[bool, str]:
+    """Whether two GGUF files can be paired, from their metadata alone (weights are not read)."""
+    from .compat import shared_vocab_size
+    from .gguf_meta import vocab_info
+
+    key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (base, reasoning))
+    if key not in _COMPAT_CACHE:
+        try:
+            shared = shared_vocab_size(vocab_info(base), vocab_info(reasoning))
+            _COMPAT_CACHE[key] = (True, f"compatible ({shared} shared tokens)")
+        except TokintError as exc:
+            _COMPAT_CACHE[key] = (False, str(exc))
+    return _COMPAT_CACHE[key]
 
 
 @dataclass(frozen=True)
@@ -35,20 +53,36 @@ class PairListing:
     base: ModelFile
     reasoning: ModelFile
     loaded: bool = False
+    compatible: Optional[bool] = None  # None: not known until both files are here
+    compat_detail: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    pull: Optional[str] = None  # the command that fetches what is missing
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["defaults"] = {k: (str(v) if isinstance(v, float) and v == float("inf") else v) for k, v in self.defaults.items()}
+        return out
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "PairListing":
-        return cls(
-            name=body["name"],
-            description=body.get("description", ""),
-            default=bool(body.get("default", False)),
-            base=ModelFile(**_known(ModelFile, body["base"])),
-            reasoning=ModelFile(**_known(ModelFile, body["reasoning"])),
-            loaded=bool(body.get("loaded", False)),
-        )
+        kwargs = _known(cls, body)
+        kwargs["base"] = ModelFile(**_known(ModelFile, body["base"]))
+        kwargs["reasoning"] = ModelFile(**_known(ModelFile, body["reasoning"]))
+        return cls(**kwargs)
+
+
+def describe_pair(entry: PairEntry, is_default: bool, loaded: bool = False) -> PairListing:
+    """A pair as `tokint pairs` and the daemon's list_pairs show it."""
+    base, reasoning = describe_model(entry.base), describe_model(entry.reasoning)
+    compatible, detail = None, "not checked: a file is missing"
+    if base.present and reasoning.present:
+        compatible, detail = check_files(Path(base.path), Path(reasoning.path))
+    missing_hub = [m for m, f in ((entry.base, base), (entry.reasoning, reasoning)) if not f.present and m.hf_repo]
+    return PairListing(
+        name=entry.name, description=entry.description, default=is_default, base=base, reasoning=reasoning,
+        loaded=loaded, compatible=compatible, compat_detail=detail, defaults=dict(entry.defaults),
+        pull=f"tokint pull {entry.name}" if missing_hub else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,13 @@ class ActiveGeneration:
 
 
 @dataclass(frozen=True)
+class Offload:
+    backend: str  # "CPU", or the GPU backend of this build (CUDA, Metal, ...)
+    gpu_layers: int
+    n_layers: int
+
+
+@dataclass(frozen=True)
 class LoadedPair:
     name: str
     base: str
@@ -68,6 +109,8 @@ class LoadedPair:
     model_bytes: int  # the pair's two model files in memory (shared models counted once per pair)
     queue_length: int
     active: Optional[ActiveGeneration] = None
+    base_offload: Optional[Offload] = None
+    reasoning_offload: Optional[Offload] = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +142,9 @@ class DaemonStatus:
             pk = _known(LoadedPair, p)
             if p.get("active"):
                 pk["active"] = ActiveGeneration(**_known(ActiveGeneration, p["active"]))
+            for role in ("base_offload", "reasoning_offload"):
+                if p.get(role):
+                    pk[role] = Offload(**_known(Offload, p[role]))
             pairs.append(LoadedPair(**pk))
         kwargs["loaded_pairs"] = pairs
         return cls(**kwargs)

@@ -1,0 +1,196 @@
+"""tokint pull against a real local HTTP server that serves files as the hub does (HF_ENDPOINT)."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_hub import COMMIT, FakeHub
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def hub(tiny_files):
+    h = FakeHub()
+    h.base_sha = h.add("tiny/base-GGUF", "tiny-base.gguf", tiny_files["base"].read_bytes())
+    h.reasoning_sha = h.add("tiny/reasoning-GGUF", "tiny-reasoning.gguf", tiny_files["reasoning"].read_bytes())
+    h.url = h.start()
+    yield h
+    h.release.set()
+    h.stop()
+
+
+@pytest.fixture
+def hub_env(hub, tmp_path, tokint_home, daemon_address):
+    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="5")
+    env.pop("HF_TOKEN", None)
+    return env
+
+
+def write_models(tmp_path, hub, base_sha=None, base_file="tiny-base.gguf", base_repo="tiny/base-GGUF"):
+    sha = base_sha if base_sha is not None else hub.base_sha
+    p = tmp_path / "hub-models.toml"
+    p.write_text(f"""
+default_pair = "tinyhub"
+[pairs.tinyhub]
+base = {{ hf_repo = "{base_repo}", file = "{base_file}", sha256 = "{sha}", n_ctx = 256, n_threads = 1 }}
+reasoning = {{ hf_repo = "tiny/reasoning-GGUF", file = "tiny-reasoning.gguf", n_ctx = 256, n_threads = 1 }}
+
+[pairs.tinyhub.defaults]
+max_tokens = 5
+""")
+    return p
+
+
+def tokint(env, *args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "tokint_local.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+def cache_files(env, repo):
+    folder = Path(env["HF_HOME"]) / "hub" / f"models--{repo.replace('/', '--')}"
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.exists() else []
+
+
+def test_pull_downloads_with_progress_and_the_pair_then_runs(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    assert "pulling base model tiny/base-GGUF:tiny-base.gguf" in r.stderr
+    assert "100%" in r.stderr  # the download's progress bar
+    assert "tinyhub is ready (compatible" in r.stderr
+    listing = json.loads(tokint(hub_env, "pairs", "--json", "--models", str(models)).stdout)[0]
+    assert listing["base"]["present"] and listing["reasoning"]["present"] and listing["compatible"] is True
+    assert listing["pull"] is None and listing["defaults"] == {"max_tokens": 5}
+    gen = tokint(hub_env, "generate", "--local", "--models", str(models), "--json", "hi")
+    assert gen.returncode == 0, gen.stderr
+    assert json.loads(gen.stdout.splitlines()[-1])["n_tokens"] == 5  # the pair's default max_tokens
+    again = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert again.returncode == 0 and "pulling" not in again.stderr  # already here: nothing downloaded
+
+
+def test_a_download_cut_off_mid_file_resumes(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    hub.cut_after = 50_000
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    ranges = [rng for method, path, rng in hub.requests if method == "GET" and "tiny-base" in path and rng]
+    assert ranges == ["bytes=50000-"]  # it asked for the rest, not the whole file again
+
+
+def test_an_interrupted_pull_leaves_nothing_usable_and_the_next_one_resumes(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    hub.stall_after = 60_000
+    proc = subprocess.Popen([sys.executable, "-m", "tokint_local.cli", "pull", "tinyhub", "--models", str(models)],
+                            env=hub_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert hub.stalled.wait(30)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    hub.release.set()
+    files = cache_files(hub_env, "tiny/base-GGUF")
+    assert any(f.endswith(".tokint-partial") for f in files)
+    assert not any(f.startswith("snapshots/") for f in files)  # no file a load could take for complete
+    listing = json.loads(tokint(hub_env, "pairs", "--json", "--models", str(models)).stdout)[0]
+    assert listing["base"]["present"] is False and listing["pull"] == "tokint pull tinyhub"
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    ranges = [rng for method, path, rng in hub.requests if method == "GET" and "tiny-base" in path and rng]
+    assert ranges == ["bytes=60000-"]  # the new pull went on from what the killed one had written
+
+
+def test_a_pinned_checksum_the_hub_does_not_have_is_refused_before_downloading(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub, base_sha="0" * 64)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 1 and "but models.toml pins" in r.stderr and "nothing was downloaded" in r.stderr
+    assert not any(m == "GET" and "tiny-base" in p for m, p, _ in hub.requests)
+
+
+def test_corrupt_bytes_are_rejected_and_nothing_corrupt_stays(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    hub.corrupt = True
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 1 and "checksum mismatch" in r.stderr and "deleted" in r.stderr
+    assert not any(f.startswith(("snapshots/", "blobs/")) and not f.endswith(".lock")
+                   for f in cache_files(hub_env, "tiny/base-GGUF"))
+    gen = tokint(hub_env, "generate", "--local", "--models", str(models), "hi")
+    assert gen.returncode == 1  # it tries to pull again, and refuses again
+    assert "checksum mismatch" in gen.stderr and "Traceback" not in gen.stderr
+    hub.corrupt = False
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "repo,file,message",
+    [
+        ("nobody/missing-GGUF", "x.gguf", "no such repository on the hub"),
+        ("tiny/base-GGUF", "absent.gguf", "the repository has no file 'absent.gguf'"),
+    ],
+)
+def test_missing_repo_or_file_is_a_clear_error(hub, hub_env, tmp_path, repo, file, message):
+    models = write_models(tmp_path, hub, base_repo=repo, base_file=file)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_offline_mode_uses_the_cache(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+    seen = len(hub.requests)
+    offline = dict(hub_env, HF_HUB_OFFLINE="1")
+    r = tokint(offline, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    gen = tokint(offline, "generate", "--local", "--models", str(models), "hi")
+    assert gen.returncode == 0, gen.stderr
+    assert len(hub.requests) == seen  # nothing went to the network
+    other = write_models(tmp_path, hub, base_file="elsewhere.gguf")
+    r = tokint(offline, "pull", "tinyhub", "--models", str(other))
+    assert r.returncode == 1 and "HF_HUB_OFFLINE is set and the file is not in the cache" in r.stderr
+
+
+def test_gated_repo_asks_for_a_token(hub, hub_env, tmp_path):
+    hub.gated.add("tiny/base-GGUF")
+    models = write_models(tmp_path, hub)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 1 and "HF_TOKEN" in r.stderr
+
+
+def test_models_add_checks_and_writes_the_user_file(hub, hub_env, tmp_path, tiny_files, tokint_home):
+    r = tokint(hub_env, "models", "add", "mine", "--base", "tiny/base-GGUF:tiny-base.gguf",
+               "--reasoning", str(tiny_files["padded"]), "--description", "my pair")
+    assert r.returncode == 0, r.stderr
+    user = (tokint_home / "models.toml").read_text()
+    assert "[pairs.mine]" in user and 'hf_repo = "tiny/base-GGUF"' in user
+    listing = {p["name"]: p for p in json.loads(tokint(hub_env, "pairs", "--json").stdout)}
+    assert listing["mine"]["compatible"] is True and listing["mine"]["description"] == "my pair"
+    assert "qwen2.5-coder" in listing  # the shipped pairs are still there
+    refused = tokint(hub_env, "models", "add", "bad", "--base", str(tiny_files["base"]), "--reasoning", str(tiny_files["other"]))
+    assert refused.returncode == 1 and "not added" in refused.stderr and "token 256 differs" in refused.stderr
+    assert "[pairs.bad]" not in (tokint_home / "models.toml").read_text()
+    again = tokint(hub_env, "models", "add", "mine", "--base", str(tiny_files["base"]), "--reasoning", str(tiny_files["reasoning"]))
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_pull_from_a_folder_imports_without_the_hub(hub, hub_env, tmp_path, tiny_files):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "tiny-base.gguf").write_bytes(tiny_files["base"].read_bytes())
+    (folder / "tiny-reasoning.gguf").write_bytes(tiny_files["reasoning"].read_bytes())
+    models = write_models(tmp_path, hub)
+    offline = dict(hub_env, HF_HUB_OFFLINE="1")
+    r = tokint(offline, "pull", "tinyhub", "--models", str(models), "--from", str(folder))
+    assert r.returncode == 0, r.stderr
+    assert "importing base model" in r.stderr and not hub.requests
+    gen = tokint(offline, "generate", "--local", "--models", str(models), "hi")
+    assert gen.returncode == 0, gen.stderr
+    online = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert online.returncode == 0 and "pulling" not in online.stderr  # stored by SHA-256: nothing to download
+    (folder / "tiny-base.gguf").write_bytes(b"not the pinned file")
+    bad = write_models(tmp_path, hub, base_file="tiny-base.gguf", base_repo="tiny/other-GGUF")
+    r = tokint(offline, "pull", "tinyhub", "--models", str(bad), "--from", str(folder))
+    assert r.returncode == 1 and "not imported" in r.stderr
