@@ -226,3 +226,15 @@ async def test_layout_fits_small_and_large_terminals(width, height):
         prompt = app.screen.query_one("#prompt")
         assert view.size.height >= 5 and prompt.size.height >= 3
         assert view.region.right <= width and prompt.region.bottom <= height - 1
+
+
+async def test_choosing_a_pair_fills_in_its_defaults(daemon):
+    app = TokintApp(daemon.address, autostart=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        panel = app.screen.query_one("#settings")
+        await wait_for(pilot, lambda: panel.query_one("#pair").value == "tiny")
+        panel.query_one("#pair").value = "tiny-padded"  # defaults: max_tokens 7, threshold 0
+        await pilot.pause(0.1)
+        assert panel.query_one("#max_tokens").value == "7" and panel.query_one("#threshold").value == "0.0"
+        assert "files present" in str(panel.query_one("#pair-files").content)

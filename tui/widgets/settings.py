@@ -46,6 +46,7 @@ class SettingsPanel(VerticalScroll):
         if current in self._pairs:
             select.value = current
         self._show_files()
+        self._apply_defaults()
 
     @staticmethod
     def _label(p: PairListing) -> str:
@@ -55,6 +56,19 @@ class SettingsPanel(VerticalScroll):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "pair":
             self._show_files()
+            self._apply_defaults()
+
+    def _apply_defaults(self) -> None:
+        """Put the selected pair's default settings (from models.toml) into the form."""
+        pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
+        if pair is None:
+            return
+        for key, value in pair.defaults.items():
+            if key == "divergence":
+                self.query_one("#divergence", Select).value = value
+            elif key in NUMBER_FIELDS:
+                shown = "" if value is None else ("inf" if value == "inf" or value == float("inf") else str(value))
+                self.query_one(f"#{key}", Input).value = shown
 
     def _show_files(self) -> None:
         pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
