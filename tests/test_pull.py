@@ -194,3 +194,16 @@ def test_pull_from_a_folder_imports_without_the_hub(hub, hub_env, tmp_path, tiny
     bad = write_models(tmp_path, hub, base_file="tiny-base.gguf", base_repo="tiny/other-GGUF")
     r = tokint(offline, "pull", "tinyhub", "--models", str(bad), "--from", str(folder))
     assert r.returncode == 1 and "not imported" in r.stderr
+
+
+def test_a_pinned_revision_is_fetched_and_an_unknown_one_named(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    pinned = tmp_path / "pinned.toml"
+    pinned.write_text(models.read_text().replace('file = "tiny-base.gguf"', f'file = "tiny-base.gguf", revision = "{COMMIT}"'))
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(pinned))
+    assert r.returncode == 0, r.stderr
+    assert any(f"/resolve/{COMMIT}/tiny-base.gguf" in p for _, p, _ in hub.requests)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(models.read_text().replace('file = "tiny-base.gguf"', 'file = "tiny-base.gguf", revision = "v9"'))
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(wrong))
+    assert r.returncode == 1 and "no revision 'v9' in tiny/base-GGUF" in r.stderr
