@@ -112,3 +112,22 @@ def test_log_softmax_works_on_one_row_and_rejects_all_impossible_rows():
 def test_unknown_divergence_is_named():
     with pytest.raises(ValueError, match="hellinger"):
         dv.divergence("hellinger", np.zeros((1, 2)), np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("name", ["kl", "reverse_kl", "js", "tv"])
+def test_position_stats_match_the_reference(name):
+    rng = np.random.default_rng(3)
+    for scale in (0.5, 3.0, 30.0):
+        b = (rng.standard_normal(5000) * scale).astype(np.float32)
+        r = (rng.standard_normal(5000) * scale + 0.3).astype(np.float32)
+        ent, div = dv.position_stats(b, r, name)
+        lb, lr = ref_logprobs(b[None]), ref_logprobs(r[None])
+        want = {"kl": ref_kl(lr, lb), "reverse_kl": ref_kl(lb, lr), "js": ref_js(lr, lb), "tv": ref_tv(lr, lb)}[name][0]
+        assert div == pytest.approx(want, rel=1e-3, abs=1e-4)
+        assert ent == pytest.approx(ref_entropy(lb)[0], rel=1e-3, abs=1e-4)
+    masked = np.array([0.0, 1.0, -np.inf], dtype=np.float32)
+    ent, div = dv.position_stats(masked, np.array([0.0, 0.0, 0.0], dtype=np.float32), name)
+    assert not np.isnan(ent) and not np.isnan(div)
+    if name == "kl":
+        assert div == np.inf  # mass where the base model has none
+    assert dv.position_stats(masked, None, name)[1] is None

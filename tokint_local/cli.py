@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 from .divergence import DIVERGENCES
 from .errors import TokintError
 from .addresses import is_local
-from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
+from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
 EXIT_ERROR = 1
@@ -65,13 +65,18 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_integer, default=GIVEN, help="seed for reproducible sampling (default: random, reported)")
     p.add_argument("--stop", action="append", default=GIVEN, help="stop when the response contains this text (repeatable)")
     p.add_argument("--raw", action="store_true", default=GIVEN, help="send the prompt as plain text, without the chat template")
+    p.add_argument("--schedule", choices=SCHEDULES, default=GIVEN,
+                   help="block: the base model drafts, the reasoning model scores a block at once (default); "
+                        "lockstep: both models one token at a time (the reference)")
+    p.add_argument("--block-size", type=_integer, default=GIVEN, metavar="K",
+                   help="block schedule: draft K tokens at a time (default: adaptive)")
     p.add_argument("--return-top", type=_integer, default=GIVEN, metavar="N",
                    help="with --json: each token event lists both models' N likeliest tokens (top_k)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
 
 
 REQUEST_FLAGS = ("mode", "divergence", "threshold", "budget", "max_position", "min_base_entropy", "max_tokens",
-                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top")
+                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size")
 
 
 def request_fields(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:

@@ -7,7 +7,8 @@ base model has none makes KL infinite, as it should.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -87,6 +88,46 @@ def entropy(lp: np.ndarray) -> np.ndarray:
 def top1(lp: np.ndarray) -> np.ndarray:
     """Probability of the most likely token, per row."""
     return np.exp(lp.max(axis=-1).astype(np.float64))
+
+
+def _parts(x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """For one row of finite logits: exp(x - max), its sum, and log Z (float64 scalars)."""
+    peak = float(x.max())
+    e = np.subtract(x, np.float32(peak))
+    np.exp(e, out=e)
+    total = float(e.sum(dtype=np.float64))
+    return e, total, peak + math.log(total)
+
+
+def position_stats(base: np.ndarray, reasoning: Optional[np.ndarray], name: str) -> tuple[float, Optional[float]]:
+    """Base entropy and the divergence ``name`` for one position, from raw logits (1-D rows).
+
+    The engine's hot path: one pass of exp per model and dot products, no log-probability arrays
+    (H = log Z - E[x]; KL(r||b) = E_r[x_r - x_b] - log Z_r + log Z_b). Each row is computed on its
+    own, so a position gets the same numbers however many positions are scored together. Rows with
+    -inf logits take the exact path.
+    """
+    base = np.asarray(base, dtype=np.float32)
+    if reasoning is not None:
+        reasoning = np.asarray(reasoning, dtype=np.float32)
+    if not (np.isfinite(base.min()) and (reasoning is None or np.isfinite(reasoning.min()))) or name in ("js", "tv"):
+        lpb = log_softmax(base)
+        ent = float(entropy(lpb))
+        if reasoning is None:
+            return ent, None
+        return ent, float(divergence(name, log_softmax(reasoning), lpb))
+    eb, sb, zb = _parts(base)
+    ent = max(zb - float(np.dot(eb, base)) / sb, 0.0)
+    if reasoning is None:
+        return ent, None
+    er, sr, zr = _parts(reasoning)
+    if name == "kl":
+        div = (float(np.dot(er, reasoning)) - float(np.dot(er, base))) / sr - zr + zb
+    elif name == "reverse_kl":
+        div = (float(np.dot(eb, base)) - float(np.dot(eb, reasoning))) / sb - zb + zr
+    else:
+        raise ValueError(f"unknown divergence {name!r}; choose one of {', '.join(DIVERGENCES)}")
+    return ent, max(div, 0.0)
 
 
 def top_k(lp: np.ndarray, k: int) -> list[tuple[int, float]]:

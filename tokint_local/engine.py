@@ -4,10 +4,9 @@ Three modes share this code so that they are comparable: ``base`` (only the base
 ``reasoning`` (only the reasoning model runs) and ``intervene`` (the base model writes; where the
 gate fires, the reasoning model writes exactly one token and hands control straight back).
 
-Data flow of one position in intervene mode: both models' logits for the position -> log-softmax
-over the shared vocab -> divergence and base entropy -> gate -> one token sampled from the chosen
-model -> both models decode that token -> next position. Once no takeover is possible any more
-(budget spent, past ``max_position``, infinite threshold) the reasoning model stops running.
+How the two models are run to reach each decision (one token at a time, or the base model drafting
+a block that the reasoning model scores in one batch) lives in schedule.py; this module prepares the
+prompts, turns decisions into events (text, stop strings, end of generation) and sums up.
 """
 from __future__ import annotations
 
@@ -17,16 +16,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Optional
 
-import numpy as np
-
-from . import divergence as dv
 from .backend import LlamaModel
-from .errors import BackendError, InvalidParameter, PromptTooLong
+from .errors import InvalidParameter, PromptTooLong
 from .events import Event, GenerationRequest, Summary, TokenEvent
 from .gate import Gate
 from .pair import ModelPair
 from .prompt import format_prompt
 from .sampling import Sampler
+from .schedule import AdaptiveK, Stepper
 from .textstream import StopHold, Utf8Stream
 
 
@@ -67,53 +64,46 @@ class _Run:
 
     def __init__(self, pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event]):
         self.pair, self.req, self.cancel = pair, req, cancel
-        self.n = pair.n_shared
         self.seed = req.seed if req.seed is not None else secrets.randbits(63)
-        self.sampler = Sampler(req.temperature, req.top_k, req.top_p, self.seed)
-        # A gate that cannot fire in base/reasoning mode keeps one code path for all three.
-        self.gate = Gate(req.threshold, req.budget, req.max_position, req.min_base_entropy)
-        self.use_base = req.mode in ("base", "intervene")
-        self.use_reasoning = req.mode in ("reasoning", "intervene")
-        self.takeovers = 0
 
     def events(self) -> Iterator[Event]:
         req, pair = self.req, self.pair
         t0 = time.perf_counter()
-        if req.mode == "intervene" and not self.gate.can_fire(0, 0):
-            self.use_reasoning = False  # e.g. threshold inf or budget 0: the base model alone decides
+        gate = Gate(req.threshold, req.budget, req.max_position, req.min_base_entropy)
+        use_base = req.mode in ("base", "intervene")
+        use_reasoning = req.mode == "reasoning" or (req.mode == "intervene" and gate.can_fire(0, 0))
         prompts = {}
-        if self.use_base:
+        if use_base:
             prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base", pair.formats[0])
-        if self.use_reasoning:
+        if use_reasoning:
             prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning", pair.formats[1])
-        lb = pair.base.prefill(prompts["base"].tokens)[: self.n] if self.use_base else None
-        lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[: self.n] if self.use_reasoning else None
+        n = pair.n_shared
+        lb = pair.base.prefill(prompts["base"].tokens)[:n] if use_base else None
+        lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[:n] if use_reasoning else None
+        stepper = Stepper(
+            pair, req.mode, req.divergence, gate, Sampler(req.temperature, req.top_k, req.top_p, self.seed),
+            req.max_tokens, req.return_top,
+            (len(prompts["base"].tokens) if use_base else 0, len(prompts["reasoning"].tokens) if use_reasoning else 0),
+            AdaptiveK(req.block_size) if req.schedule == "block" else None,
+        )
+        decisions = stepper.decisions(lb, lr)
         t_first: Optional[float] = None
         text = Utf8Stream()
         hold: StopHold[TokenEvent] = StopHold(req.stop)
         emitted: list[TokenEvent] = []
         finish = "length"
-        position = 0
         while True:
             if self.cancel is not None and self.cancel.is_set():
                 finish = getattr(self.cancel, "reason", "cancelled")
                 break
-            if req.mode == "intervene" and self.use_reasoning and not self.gate.can_fire(position, self.takeovers):
-                self.use_reasoning = False  # nothing left for the reasoning model to decide
-            d = self._decide(position, lb, lr if self.use_reasoning else None)
-            token, source = d.token, d.source
-            model = pair.reasoning if source == "reasoning" else pair.base
-            piece = text.feed(model.piece(token))
+            d = next(decisions, None)
+            if d is None:
+                break  # max_tokens or a full context: finish "length"
+            model = pair.reasoning if d.source == "reasoning" else pair.base
+            piece = text.feed(model.piece(d.token))
             event = TokenEvent(
-                position=position,
-                token_id=token,
-                text=piece,
-                source=source,
-                divergence=d.divergence,
-                base_entropy=d.base_entropy,
-                budget_left=self.gate.budget_left(self.takeovers),
-                t=time.perf_counter() - t0,
-                top_k=d.top,
+                position=d.position, token_id=d.token, text=piece, source=d.source, divergence=d.divergence,
+                base_entropy=d.base_entropy, budget_left=d.budget_left, t=time.perf_counter() - t0, top_k=d.top,
             )
             if t_first is None:
                 t_first = event.t
@@ -122,22 +112,10 @@ class _Run:
                 ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
                 emitted.append(ev)
                 yield ev
-            if stopped:
+            if stopped or model.is_eog(d.token):
                 finish = "stop"
                 break
-            if model.is_eog(token):
-                finish = "stop"
-                break
-            position += 1
-            if position >= req.max_tokens:
-                break
-            try:
-                lb = pair.base.decode([token], [0])[0][: self.n] if self.use_base else None
-                lr = pair.reasoning.decode([token], [0])[0][: self.n] if self.use_reasoning else None
-            except BackendError:
-                if self._context_full():
-                    break  # finish "length": the context is used up
-                raise
+        decisions.close()
         for ev, _ in hold.drain():
             emitted.append(ev)
             yield ev
@@ -145,6 +123,7 @@ class _Run:
         decode_time = elapsed - (t_first or elapsed)
         n_tokens = len(emitted)
         takeover_positions = tuple(e.position for e in emitted if e.source == "reasoning" and req.mode == "intervene")
+        self.stepper = stepper  # for measurements (drafted / rejected tokens)
         yield Summary(
             n_tokens=n_tokens,
             n_takeovers=len(takeover_positions),
@@ -156,44 +135,6 @@ class _Run:
             seed=self.seed,
             prompt_tokens={role: len(p.tokens) for role, p in prompts.items()},
         )
-
-    def _context_full(self) -> bool:
-        full_b = self.use_base and self.pair.base.n_past >= self.pair.base.n_ctx
-        full_r = self.use_reasoning and self.pair.reasoning.n_past >= self.pair.reasoning.n_ctx
-        return bool(full_b or full_r)
-
-    def _decide(self, position: int, lb: Optional[np.ndarray], lr: Optional[np.ndarray]) -> _Decision:
-        """The token at ``position``, its source, divergence, base entropy and (opt-in) candidates."""
-        lpb = dv.log_softmax(lb) if lb is not None else None
-        lpr = dv.log_softmax(lr) if lr is not None and (lb is None or self.req.mode == "intervene") else None
-        top = self._top(lpb, lpr) if self.req.return_top else None
-        if lpb is None:
-            assert lr is not None
-            return _Decision(self.sampler.choose(lr, position), "reasoning", None, None, top)
-        ent = float(dv.entropy(lpb))
-        if lpr is None:
-            return _Decision(self.sampler.choose(lb, position), "base", None, ent, top)
-        div = float(dv.divergence(self.req.divergence, lpr, lpb))
-        if self.gate.eligible(np.array([div]), np.array([ent]), np.array([position]))[0]:
-            self.takeovers += 1
-            return _Decision(self.sampler.choose(lr, position), "reasoning", div, ent, top)
-        return _Decision(self.sampler.choose(lb, position), "base", div, ent, top)
-
-    def _top(self, lpb: Optional[np.ndarray], lpr: Optional[np.ndarray]) -> dict[str, list[tuple[int, str, float]]]:
-        out = {}
-        for role, lp, model in (("base", lpb, self.pair.base), ("reasoning", lpr, self.pair.reasoning)):
-            if lp is not None:
-                out[role] = [(t, model.piece(t).decode("utf-8", "replace"), p) for t, p in dv.top_k(lp, self.req.return_top)]
-        return out
-
-
-@dataclass(frozen=True)
-class _Decision:
-    token: int
-    source: str
-    divergence: Optional[float]
-    base_entropy: Optional[float]
-    top: Optional[dict]
 
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:

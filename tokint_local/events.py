@@ -14,7 +14,8 @@ from .divergence import DIVERGENCES
 from .errors import InvalidParameter
 
 MODES = ("base", "reasoning", "intervene")
-SCHEDULES = ("lockstep",)
+SCHEDULES = ("lockstep", "block")
+MAX_BLOCK_SIZE = 64
 SOURCES = ("base", "reasoning")
 FINISH_REASONS = ("stop", "length", "cancelled", "shutdown")
 DEFAULT_THRESHOLD = 1.0
@@ -50,8 +51,9 @@ class GenerationRequest:
     raw: bool = False  # True: the prompt goes in as plain text, without the chat template
     max_position: Optional[int] = None  # takeovers only before this response position
     min_base_entropy: Optional[float] = None  # takeovers only where base entropy (nats) >= this
-    schedule: str = "lockstep"
+    schedule: str = "block"  # "lockstep": both models one token at a time (the reference)
     return_top: int = 0  # > 0: each token event carries both models' top candidates (top_k)
+    block_size: Optional[int] = None  # block schedule: draft length; None adapts it
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, list):
@@ -99,6 +101,8 @@ class GenerationRequest:
             raise bad("raw", "must be true or false")
         if self.max_position is not None and (not _is_int(self.max_position) or self.max_position < 0):
             raise bad("max_position", "must be an integer >= 0")
+        if self.block_size is not None and (not _is_int(self.block_size) or not 1 <= self.block_size <= MAX_BLOCK_SIZE):
+            raise bad("block_size", f"must be an integer from 1 to {MAX_BLOCK_SIZE}, or omitted to adapt")
         if not _is_int(self.return_top) or not 0 <= self.return_top <= MAX_RETURN_TOP:
             raise bad("return_top", f"must be an integer from 0 to {MAX_RETURN_TOP}")
         if self.min_base_entropy is not None and (
