@@ -17,6 +17,7 @@ import zmq
 from tokint_local.addresses import curve_dir, default_bind_addresses, is_local
 from tokint_local.config import load_models
 from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
+from tokint_local.history import HistoryWriter
 
 from .registry import Registry
 from .security import keygen, split_binds
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback --bind addresses, with CURVE keys required")
     p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--no-history", action="store_true", help="do not record generations in $TOKINT_HOME/history.sqlite")
     return p
 
 
@@ -85,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         running = already_running(local)
         if running:
             raise ConfigError(f"a tokintd is already running at {running}; stop it first (tokint shutdown)")
-        daemon = Daemon(Registry(models), local, remote, keys)
+        daemon = Daemon(Registry(models), local, remote, keys, history=None if args.no_history else HistoryWriter())
         try:
             daemon.bind()
         except zmq.ZMQError as exc:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable, Optional
 
 from tokint_local.engine import Cancel, generate
 from tokint_local.errors import TokintError
+from tokint_local.history import HistoryWriter
 from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
 from tokint_local.pair import ModelPair
 from tokint_local.status import ActiveGeneration
@@ -60,9 +61,10 @@ class PairQueue:
 
 
 class Scheduler:
-    def __init__(self, registry: Registry, send: Send):
+    def __init__(self, registry: Registry, send: Send, history: Optional[HistoryWriter] = None):
         self.registry = registry
         self.send = send
+        self.history = history
         self._llama = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self.queues: dict[str, PairQueue] = {}
         self.jobs: dict[str, Job] = {}
@@ -171,20 +173,33 @@ class Scheduler:
             self._generate(job, pair, post)
         except TokintError as exc:
             post(error_message(exc.code, str(exc), job.id))
+            self._record_end(job, error=f"{exc.code}: {exc}")
         except Exception as exc:  # a bug must not take the daemon down; the client hears of it
             log.exception("generation %s failed", job.id)
             post(error_message("internal", f"internal error: {type(exc).__name__}: {exc}", job.id))
+            self._record_end(job, error=f"internal: {exc}")
+
+    def _record_end(self, job: Job, summary: Optional[dict] = None, error: Optional[str] = None) -> None:
+        if self.history is not None and job.started is not None:
+            self.history.end(job.id, summary, error)
 
     def _generate(self, job: Job, pair: ModelPair, post: Callable[[Message], None]) -> None:
         with pair.exclusive():
             events = generate(pair, job.request, job.cancel)
             first = next(events)  # prompt errors (too long, empty) raise here, before "started"
             job.started = time.monotonic()
+            if self.history is not None:
+                self.history.begin(job.id, pair.name, job.request.to_wire())
             post(Message("started", Started(pair.name, job.request.mode, job.started - job.submitted).to_wire(), parent=job.id))
             for event in _chain(first, events):
+                wire = event.to_wire()
                 if isinstance(event, TokenEvent):
                     job.tokens += 1
-                post(Message(event.type, event.to_wire(), parent=job.id))
+                    if self.history is not None:
+                        self.history.token(job.id, wire)
+                else:
+                    self._record_end(job, summary=wire)
+                post(Message(event.type, wire, parent=job.id))
             log.info("generation %s on %s done: %d tokens", job.id, pair.name, job.tokens)
 
     # -- messages --------------------------------------------------------------------------

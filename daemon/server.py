@@ -21,6 +21,7 @@ from tokint_local import __version__
 from tokint_local.backend import versions as backend_versions
 from tokint_local.errors import InvalidParameter, TokintError
 from tokint_local.events import GenerationRequest
+from tokint_local.history import HistoryWriter
 from tokint_local.status import DaemonStatus, LoadedPair, Offload
 from tokint_local.wire import (
     HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Message,
@@ -34,6 +35,7 @@ from .security import CurveKeys, make_curve_server, restrict_ipc_socket, secure_
 log = logging.getLogger("tokintd")
 SHUTDOWN_GRACE_S = 4.0
 SLOW_REQUESTS = {"load_pair", "unload_pair", "list_pairs"}
+MAX_JOBS_PER_CLIENT = 32  # generations one client may have queued or running at once
 SEND_HWM = 100_000  # messages queued per client before ZeroMQ drops: a 4,000-token stream fits many times
 
 
@@ -44,14 +46,16 @@ class Peer:
 
 
 class Daemon:
-    def __init__(self, registry: Registry, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None):
+    def __init__(self, registry: Registry, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None,
+                 history: Optional[HistoryWriter] = None):
         self.registry = registry
         self.local, self.remote, self.curve = list(local), list(remote), curve
         self.addresses = self.local + self.remote
         self.started = time.monotonic()
         self.ctx = zmq.asyncio.Context()
         self.sockets: list[zmq.asyncio.Socket] = []
-        self.scheduler = Scheduler(registry, self.send)
+        self.history = history
+        self.scheduler = Scheduler(registry, self.send, history)
         self.last_seen: dict[Peer, float] = {}
         self.stopping = asyncio.Event()
         self._auth = None
@@ -123,6 +127,8 @@ class Daemon:
         self.ctx.term()
         await self.scheduler.on_llama_thread(self.registry.close)
         self.scheduler.close()
+        if self.history is not None:
+            await asyncio.to_thread(self.history.close)
         log.info("stopped")
 
     # -- sockets ---------------------------------------------------------------------------
@@ -214,6 +220,8 @@ class Daemon:
             uptime_s=time.monotonic() - self.started, pid=os.getpid(), models_file=str(self.registry.models.path),
             addresses=self.addresses, memory_rss_bytes=_rss_bytes(), model_bytes=self.registry.model_bytes(),
             queue_length=self.scheduler.queue_length(), loaded_pairs=pairs,
+            history_path=str(self.history.path) if self.history else None,
+            history_problem=self.history.problem if self.history else None,
         )
         self.reply(peer, msg, status.to_wire())
 
@@ -250,6 +258,9 @@ class Daemon:
         request = GenerationRequest.from_wire({**entry.defaults, **msg.content})  # fields not sent: the pair's defaults
         if msg.id in self.scheduler.jobs:
             raise InvalidParameter(f"a generation with id {msg.id!r} is already running; use a fresh message id")
+        if len(self.scheduler.jobs_of(peer)) >= MAX_JOBS_PER_CLIENT:
+            raise _TooMany(f"this client already has {MAX_JOBS_PER_CLIENT} generations queued or running; "
+                           "wait for some to finish")
         self.scheduler.submit(Job(id=msg.id, peer=peer, request=request, pair_name=entry.name))
 
     async def _cancel(self, peer: Peer, msg: Message) -> None:
@@ -273,6 +284,10 @@ class _Busy(TokintError):
 
 class _UnknownRequest(TokintError):
     code = "unknown_request"
+
+
+class _TooMany(TokintError):
+    code = "too_many_requests"
 
 
 def _rss_bytes() -> int:

@@ -214,6 +214,8 @@ async def test_starts_the_daemon_when_none_runs_and_says_so(tiny_models_toml, da
         await connected(pilot)
         assert notes.any("started tokintd")
         select = app.screen.query_one("#settings").query_one("#pair")
+        # The pair list arrives in its own reply after the connection is up.
+        await wait_for(pilot, lambda: select.value != select.NULL)
         assert select.value == "tiny"
 
 

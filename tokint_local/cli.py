@@ -209,11 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_daemon_arguments(status, local=False)
     status.set_defaults(func=cmd_status)
+    from .cli_history import add_parsers as add_history_parsers
     from .cli_pairs import add_parsers
     from .cli_research import add_parsers as add_research_parsers
 
     add_parsers(sub)
     add_research_parsers(sub)
+    add_history_parsers(sub)
     stop = sub.add_parser("shutdown", help="stop the running tokintd")
     _add_daemon_arguments(stop, local=False)
     stop.set_defaults(func=cmd_shutdown)

@@ -185,6 +185,11 @@ class AsyncGeneration:
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
 
+    async def submit(self) -> "AsyncGeneration":
+        """Send the request now, before reading any event (to queue several at once). Iterating sends it too."""
+        await self._start()
+        return self
+
     async def _start(self) -> asyncio.Queue:
         if self._queue is None:
             self.client._streams.add(self.id)
@@ -296,6 +301,11 @@ class Generation:
         self.request = stream.request
 
     def __iter__(self) -> Iterator[StreamEvent]:
+        return self
+
+    def submit(self) -> "Generation":
+        """Send the request now, before reading any event (to queue several at once). Iterating sends it too."""
+        self._client._run(self._stream.submit())
         return self
 
     def __next__(self) -> StreamEvent:

@@ -88,6 +88,8 @@ def status_text(status: DaemonStatus) -> str:
         f"models file: {status.models_file}",
         f"memory:      {human_bytes(status.memory_rss_bytes)} resident, {human_bytes(status.model_bytes)} of it model weights",
         f"queue:       {status.queue_length} waiting",
+        "history:     " + ("not recorded" if not status.history_path else
+                           f"{status.history_path}" + (f" - NOT WRITABLE: {status.history_problem}" if status.history_problem else "")),
     ]
     if not status.loaded_pairs:
         lines.append("pairs:       none loaded (a pair loads on its first generation, or with --preload)")

@@ -126,6 +126,8 @@ class DaemonStatus:
     model_bytes: int  # every loaded model once
     queue_length: int
     loaded_pairs: list[LoadedPair] = field(default_factory=list)
+    history_path: Optional[str] = None  # where generations are recorded; None: not recorded
+    history_problem: Optional[str] = None  # why recording stopped, if it did
 
     @property
     def active(self) -> list[ActiveGeneration]:
