@@ -8,6 +8,7 @@ from rich.console import Console
 from textual.widgets import Static, TabbedContent, TextArea
 
 from conftest import DaemonProcess
+from tokint_local.events import TokenEvent
 from tui.app import TokintApp
 from tui.widgets.response import ResponseView, visible
 
@@ -240,3 +241,26 @@ async def test_choosing_a_pair_fills_in_its_defaults(daemon):
         await pilot.pause(0.1)
         assert panel.query_one("#max_tokens").value == "7" and panel.query_one("#threshold").value == "0.0"
         assert "files present" in str(panel.query_one("#pair-files").content)
+
+
+async def test_history_lists_what_the_daemon_recorded_before_the_app_started(daemon):
+    from tokint_local.client import Client
+    from tui.widgets.history import HistoryItem
+
+    with Client(daemon.address) as c:
+        earlier = list(c.generate("recorded before the app", max_tokens=12, mode="intervene", threshold=0.0, budget=3))
+    app = TokintApp(daemon.address, autostart=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        history = app.screen.query_one("#history")
+        await wait_for(pilot, lambda: len(history.query(HistoryItem)) == 1)
+        stored = history.query(HistoryItem).first().transcript
+        assert stored.request.prompt == "recorded before the app" and stored.state == "done"
+        assert stored.text == "".join(e.text for e in earlier if isinstance(e, TokenEvent))
+        assert stored.takeovers == earlier[-1].n_takeovers == 3
+        app.screen.query_one(TabbedContent).active = "history-tab"
+        history.index = 0
+        history.action_select_cursor()
+        await pilot.pause(0.1)
+        assert response_text(app) == visible(stored.text)
+        assert app.screen.query_one("#prompt", TextArea).text == "recorded before the app"

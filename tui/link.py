@@ -10,7 +10,7 @@ from tokint_local.addresses import client_address
 from tokint_local.client import AsyncClient, AsyncGeneration
 from tokint_local.errors import DaemonUnavailable, TokintError
 from tokint_local.events import GenerationRequest
-from tokint_local.status import PairListing
+from tokint_local.status import DaemonStatus, PairListing
 
 
 class DaemonLink:
@@ -45,6 +45,9 @@ class DaemonLink:
         except TokintError:
             self.connected = False
         return self.connected
+
+    async def status(self) -> DaemonStatus:
+        return await self.client.status()
 
     async def pairs(self) -> list[PairListing]:
         return await self.client.list_pairs()

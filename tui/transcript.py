@@ -55,6 +55,18 @@ class Transcript:
             return self.summary.elapsed_s
         return self.tokens[-1].t if self.tokens else 0.0
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Transcript":
+        """A generation as the history store keeps it (tokint_local.history.show_generation)."""
+        summary = Summary.from_wire(record["summary"]) if record.get("summary") else None
+        if record["state"] == "done" and summary is not None:
+            state = "done" if summary.finish_reason in ("stop", "length") else summary.finish_reason
+        else:
+            state = record["state"]  # incomplete (cut off by a daemon that died), failed, running
+        return cls(request=GenerationRequest.from_wire(record["request"]), id=record["id"],
+                   tokens=[TokenEvent.from_wire(t) for t in record["tokens"]], summary=summary, state=state,
+                   error=record.get("error"), created=record["created"])
+
     def title(self, width: int = 40) -> str:
         first = " ".join(self.request.prompt.split())
         return (first[: width - 1] + "…") if len(first) > width else first

@@ -3,6 +3,8 @@ live status line and the prompt on the right."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Optional
 
 from textual import on, work
@@ -16,6 +18,7 @@ from tokint_local.client import AsyncGeneration
 from tokint_local.config import tokint_home
 from tokint_local.errors import DaemonUnavailable, InvalidParameter, TokintError
 from tokint_local.events import Loading, Queued, Started, Summary, TokenEvent
+from tokint_local.history import list_generations, show_generation
 
 from ..link import DaemonLink
 from ..messages import DaemonState, TranscriptFinished, TranscriptUpdated
@@ -29,6 +32,7 @@ from ..widgets.strip import DivergenceStrip
 
 FRAME_S = 1 / 30  # streamed tokens reach the screen in batches at most this far apart
 HEALTH_S = 2.0  # how often the daemon's health is checked
+STORED_HISTORY = 20  # generations read from the daemon's history store when the app connects
 INSPECT_TOP = 5  # candidates per model shown in the inspector
 
 
@@ -100,6 +104,7 @@ class MainScreen(Screen):
         self.running: Optional[Transcript] = None
         self._stream: Optional[AsyncGeneration] = None
         self._was_connected: Optional[bool] = None
+        self._history_read = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -156,10 +161,29 @@ class MainScreen(Screen):
             try:
                 pairs = await self.link.pairs()
                 self.query_one(SettingsPanel).set_pairs(pairs, next((p.name for p in pairs if p.default), None))
+                if not self._history_read:
+                    status = await self.link.status()
+                    self._history_read = True
+                    if status.history_path:
+                        self.read_history(Path(status.history_path))
             except TokintError as exc:
                 self.notify(str(exc), severity="error")
         else:
             self.notify(message.detail, title="tokintd", severity="warning" if not first else "error", timeout=6)
+
+    @work(thread=True, exclusive=True, group="history")
+    def read_history(self, path: Path) -> None:
+        """The daemon's recent generations from its store (read-only; only where the file is visible, i.e. the
+        daemon runs on this machine). Generations still running elsewhere are left out."""
+        if not path.exists():
+            return
+        try:
+            records = [r for r in list_generations(STORED_HISTORY, path) if r["state"] != "running"]
+            transcripts = [Transcript.from_record(show_generation(r["id"], path)) for r in reversed(records)]
+        except (TokintError, sqlite3.Error, KeyError, TypeError, ValueError) as exc:
+            self.app.call_from_thread(self.notify, f"could not read the history at {path}: {exc}", severity="warning")
+            return
+        self.app.call_from_thread(self.query_one(HistoryList).add_earlier, transcripts)
 
     # -- running ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> Optional[bool]:

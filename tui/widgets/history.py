@@ -1,4 +1,5 @@
-"""This session's generations; selecting one reopens it."""
+"""Generations: the recent ones from the daemon's history store, then this session's; selecting one
+reopens it."""
 from __future__ import annotations
 
 from textual.message import Message
@@ -28,6 +29,14 @@ class HistoryList(ListView):
 
     def add(self, transcript: Transcript) -> None:
         self.append(HistoryItem(transcript))
+
+    def add_earlier(self, transcripts: list[Transcript]) -> int:
+        """Put stored generations (oldest first) above this session's, skipping any already listed."""
+        listed = {item.transcript.id for item in self.query(HistoryItem) if item.transcript.id}
+        fresh = [t for t in transcripts if t.id not in listed]
+        if fresh:
+            self.insert(0, [HistoryItem(t) for t in fresh])
+        return len(fresh)
 
     def update_item(self, transcript: Transcript) -> None:
         for item in self.query(HistoryItem):
