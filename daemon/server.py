@@ -36,6 +36,7 @@ log = logging.getLogger("tokintd")
 SHUTDOWN_GRACE_S = 4.0
 SLOW_REQUESTS = {"load_pair", "unload_pair", "list_pairs"}
 MAX_JOBS_PER_CLIENT = 32  # generations one client may have queued or running at once
+WATCHDOG_EVERY_S = 0.1  # how often silent clients are looked for: a dead one is noticed within timeout + this
 SEND_HWM = 100_000  # messages queued per client before ZeroMQ drops: a 4,000-token stream fits many times
 
 
@@ -179,7 +180,7 @@ class Daemon:
     async def _watch_clients(self) -> None:
         """Cancel the generations of clients that stopped sending heartbeats."""
         while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
+            await asyncio.sleep(WATCHDOG_EVERY_S)
             now = time.monotonic()
             for job in list(self.scheduler.jobs.values()):
                 seen = self.last_seen.get(job.peer, now)

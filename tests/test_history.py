@@ -138,3 +138,29 @@ def test_an_unusable_store_does_not_stop_generation(tiny_models_toml, daemon_add
         assert log.count("cannot be written") == 1  # reported once, not per generation or token
     finally:
         d.stop()
+
+
+def test_a_read_only_store_is_reported_once(tmp_path, caplog):
+    path = tmp_path / "history.sqlite"
+    HistoryWriter(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=DELETE")  # a store at rest: no -wal or -shm files beside it
+    db.close()
+    if os.geteuid() == 0:  # root writes through file modes; the immutable attribute stops it
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("running as root where chattr +i is not allowed: cannot make a file read-only")
+    else:
+        os.chmod(path, 0o444)
+    try:
+        writer = HistoryWriter(path)
+        for g in range(3):
+            writer.begin(f"g{g}", "p", {"mode": "base", "prompt": "hi"})
+            for i in range(200):
+                writer.token(f"g{g}", {"position": i, "token_id": i, "text": "t", "source": "base"})
+            writer.end(f"g{g}", {"finish_reason": "length", "n_takeovers": 0})
+        writer.close()
+        assert writer.problem is not None and "readonly" in writer.problem, writer.problem
+        assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
