@@ -44,6 +44,7 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     started: Optional[float] = None
     tokens: int = 0
+    ended: bool = False  # its summary or error is on the way: the client may act on the pair already
 
 
 class PairQueue:
@@ -57,7 +58,7 @@ class PairQueue:
 
     @property
     def busy(self) -> bool:
-        return self.active is not None or bool(self.waiting)
+        return (self.active is not None and not self.active.ended) or bool(self.waiting)
 
 
 class Scheduler:
@@ -104,7 +105,7 @@ class Scheduler:
         return True
 
     def jobs_of(self, peer: Hashable) -> list[Job]:
-        return [job for job in self.jobs.values() if job.peer == peer]
+        return [job for job in self.jobs.values() if job.peer == peer and not job.ended]
 
     def busy(self, pair_name: str) -> bool:
         queue = self.queues.get(pair_name)
@@ -117,7 +118,7 @@ class Scheduler:
     def active(self, pair_name: str) -> Optional[ActiveGeneration]:
         queue = self.queues.get(pair_name)
         job = queue.active if queue else None
-        if job is None:
+        if job is None or job.ended:
             return None
         elapsed = time.monotonic() - (job.started or job.submitted)
         return ActiveGeneration(id=job.id, pair=job.pair_name, mode=job.request.mode, tokens=job.tokens, elapsed_s=elapsed)
@@ -161,6 +162,8 @@ class Scheduler:
         """On the llama thread: load the pair if needed, run the generation, post every event."""
 
         def post(message: Message) -> None:
+            if message.type in ("summary", "error"):
+                job.ended = True  # before the client can hear of it: an unload it sends next is not "busy"
             loop.call_soon_threadsafe(self.send, job.peer, message)
 
         try:

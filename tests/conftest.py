@@ -197,7 +197,10 @@ def shared_daemon(tmp_path_factory, tiny_files):
     folder = Path(tempfile.mkdtemp(prefix="tks", dir="/tmp"))
     models = tmp_path_factory.mktemp("shared-daemon") / "models.toml"
     models.write_text(models_toml_text(tiny_files))
-    d = DaemonProcess(models, f"ipc://{folder}/d.sock")
+    # module-scoped: started before the per-test TOKINT_HOME, so it gets a home of its own
+    home = tmp_path_factory.mktemp("shared-daemon-home")
+    env = {k: v for k, v in os.environ.items() if k != "TOKINT_MODELS"}
+    d = DaemonProcess(models, f"ipc://{folder}/d.sock", env={**env, "TOKINT_HOME": str(home)})
     yield d
     d.stop()
     shutil.rmtree(folder, ignore_errors=True)

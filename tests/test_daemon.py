@@ -218,6 +218,13 @@ def test_unload_refuses_a_busy_pair(shared_daemon):
         list(stream)
 
 
+def test_a_pair_is_free_as_soon_as_its_summary_arrives(shared_daemon):
+    with Client(shared_daemon.address) as c:
+        for _ in range(20):  # the summary and the worker's own bookkeeping race; the client must never see it
+            assert list(c.generate("hello", pair="tiny-long", max_tokens=1))[-1].n_tokens == 1
+            assert c.unload_pair("tiny-long")["unloaded"] is True
+
+
 def test_a_model_shared_by_two_pairs_is_loaded_once(shared_daemon):
     with Client(shared_daemon.address) as c:
         c.load_pair("tiny")

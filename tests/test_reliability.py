@@ -117,7 +117,8 @@ def fuzz_daemon(tmp_path_factory, tiny_files):
     folder = Path(tempfile.mkdtemp(prefix="tkf", dir="/tmp"))
     models = tmp_path_factory.mktemp("fuzz") / "models.toml"
     models.write_text(models_toml_text(tiny_files) + '\n[pairs.tiny.defaults]\nmax_tokens = 1\n')
-    d = DaemonProcess(models, f"ipc://{folder}/d.sock", "--no-history")
+    env = {**os.environ, "TOKINT_HOME": str(tmp_path_factory.mktemp("fuzz-home"))}
+    d = DaemonProcess(models, f"ipc://{folder}/d.sock", "--no-history", env=env)
     yield d
     d.stop()
     shutil.rmtree(folder, ignore_errors=True)
