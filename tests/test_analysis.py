@@ -107,3 +107,26 @@ def test_analyze_command_json_and_plots(tiny_models_toml, tmp_path):
                            "--prompt", "hello", "--response", "the cat sat on the mat"], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert text.returncode == 0 and "sparsity: 50% of the total divergence" in text.stdout
+
+
+def test_analyze_reuses_the_reasoning_responses_of_an_eval_results_file(tiny_models_toml, tiny_pair, tmp_path):
+    dataset = tmp_path / "d.jsonl"
+    dataset.write_text('{"id": "a", "prompt": "first", "answer": "1", "checker": "exact"}\n'
+                       '{"id": "b", "prompt": "second", "answer": "2", "checker": "exact"}\n')
+    results = tmp_path / "r.jsonl"
+    rows = [{"type": "item", "item": "b", "mode": "reasoning", "response": "the cat sat on the mat"},
+            {"type": "item", "item": "a", "mode": "base", "response": "not this one"},
+            {"type": "summary", "mode": "reasoning"}]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = subprocess.run([sys.executable, "-m", "tokint_local.cli", "analyze", "--models", str(tiny_models_toml),
+                        "--dataset", str(dataset), "--from-results", str(results), "--json"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    expected = score_response(tiny_pair, "second", "the cat sat on the mat")
+    assert out["n_responses"] == 1 and out["n_tokens"] == len(expected)
+    assert abs(out["mean_divergence"] - sum(t.divergence for t in expected) / len(expected)) < 1e-6
+    bad = subprocess.run([sys.executable, "-m", "tokint_local.cli", "analyze", "--models", str(tiny_models_toml),
+                          "--from-results", str(results), "--prompt", "x", "--generate"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "--from-results needs --dataset" in bad.stderr

@@ -44,11 +44,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.dataset is None and args.prompt is None:
         raise ConfigError("give --prompt (with --response, --response-file or --generate) or --dataset")
+    if args.from_results and args.dataset is None:
+        raise ConfigError("--from-results needs --dataset (the dataset the results file was made from)")
     entry, pair = _local_pair(args)
     try:
         work: list[tuple[str, Any]] = []
         if args.dataset:
-            work = [(item.prompt, None) for item in load_dataset(args.dataset, args.limit)]
+            items = load_dataset(args.dataset, args.limit)
+            work = [(item.prompt, None) for item in items]
+            if args.from_results:
+                work = _responses_from_results(Path(args.from_results), items)
         else:
             response = args.response
             if args.response_file:
@@ -85,6 +90,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     finally:
         pair.close()
     return 0
+
+
+def _responses_from_results(path: Path, items: list) -> list[tuple[str, Any]]:
+    """The reasoning-mode responses a `tokint eval` results file holds, for the dataset's items, in its order."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such results file")
+    responses: dict[str, str] = {}
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{path}:{n}: not a JSON line") from None
+            if row.get("type") == "item" and row.get("mode") == "reasoning" and isinstance(row.get("response"), str):
+                responses[row["item"]] = row["response"]
+    work = [(item.prompt, responses[item.id]) for item in items if item.id in responses]
+    if not work:
+        raise ConfigError(f"{path}: no reasoning-mode responses for this dataset's items")
+    return work
 
 
 def analysis_text(s: dict, top: list) -> str:
@@ -235,6 +259,8 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("--response-file", help="read the response from this file")
     an.add_argument("--generate", action="store_true", help="analyze the reasoning model's own greedy response")
     an.add_argument("--dataset", help="humaneval or FILE.jsonl: analyze the reasoning model's responses to every item")
+    an.add_argument("--from-results", metavar="FILE", help="with --dataset: analyze the reasoning-mode responses "
+                    "a `tokint eval` results file holds instead of generating them")
     an.add_argument("--threshold", type=float, default=1.0, help="what counts as high divergence (default 1.0)")
     an.add_argument("--raw", action="store_true", help="no chat templates")
     an.add_argument("--plots", metavar="DIR", help="write sparsity.png and position_profile.png here")
