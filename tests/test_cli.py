@@ -84,7 +84,9 @@ def test_ctrl_c_stops_the_response_and_prints_its_summary(tiny_models_toml, wher
         request.getfixturevalue("daemon")  # a running tokintd on this test's address
     proc = subprocess.Popen([sys.executable, "-m", "tokint_local.cli", "--models", str(tiny_models_toml), "generate",
                              where, "--pair", "tiny-long", "--max-tokens", "7000", "--json", "hi"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a shell's background job would hand SIGINT down ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stdout.readline()
     assert json.loads(first)["type"] == "token"
     proc.send_signal(signal.SIGINT)
