@@ -65,6 +65,12 @@ async def type_prompt(pilot, text):
     await pilot.pause()
 
 
+async def run_to_the_end(pilot, prompt):
+    await type_prompt(pilot, prompt)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: pilot.app.screen.showing and pilot.app.screen.showing.summary is not None)
+
+
 async def connected(pilot):
     await wait_for(pilot, lambda: pilot.app.link.connected and "connected" in pilot.app.screen.sub_title)
 
@@ -73,9 +79,7 @@ async def test_run_streams_text_and_counts_takeovers(daemon):
     app = TokintApp(daemon.address, autostart=False)
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
-        await type_prompt(pilot, "hello there")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.screen.showing and app.screen.showing.summary is not None)
+        await run_to_the_end(pilot, "hello there")
         await pilot.pause(0.2)
         t = app.screen.showing
         assert t.summary.n_tokens == 256 and t.summary.n_takeovers > 0
@@ -88,9 +92,7 @@ async def test_inspect_a_taken_over_token(daemon):
     app = TokintApp(daemon.address, autostart=False)
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
-        await type_prompt(pilot, "hello there")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.screen.showing and app.screen.showing.summary is not None)
+        await run_to_the_end(pilot, "hello there")
         await pilot.press("ctrl+g")
         await pilot.press("home", "right_square_bracket")
         view = app.screen.query_one(ResponseView)

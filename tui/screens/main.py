@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane, TextArea
 from tokint_local.client import AsyncGeneration
 from tokint_local.config import tokint_home
 from tokint_local.errors import DaemonUnavailable, InvalidParameter, TokintError
-from tokint_local.events import Loading, Queued, Started, Summary, TokenEvent
+from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
 from tokint_local.history import list_generations, show_generation
 
 from ..link import DaemonLink
@@ -191,6 +191,18 @@ class MainScreen(Screen):
             return True if self.running is not None else None
         return True
 
+    def _form_request(self) -> Optional[GenerationRequest]:
+        """The prompt and the settings as a request; None, after saying what is wrong, if they are not one."""
+        prompt = self.query_one("#prompt", TextArea).text
+        if not prompt.strip():
+            self.notify("type a prompt first", severity="warning")
+            return None
+        try:
+            return self.query_one(SettingsPanel).request(prompt, return_top=INSPECT_TOP)
+        except InvalidParameter as exc:
+            self.notify(f"{exc}", title="setting", severity="error")
+            return None
+
     def action_run(self) -> None:
         if self.running is not None:
             self.notify("a generation is running; Escape cancels it", severity="warning")
@@ -198,14 +210,8 @@ class MainScreen(Screen):
         if self.link is None or not self.link.connected:
             self.notify("tokintd is not connected; waiting for it to come back (your prompt is kept)", severity="error")
             return
-        prompt = self.query_one("#prompt", TextArea).text
-        if not prompt.strip():
-            self.notify("type a prompt first", severity="warning")
-            return
-        try:
-            request = self.query_one(SettingsPanel).request(prompt, return_top=INSPECT_TOP)
-        except InvalidParameter as exc:
-            self.notify(f"{exc}", title="setting", severity="error")
+        request = self._form_request()
+        if request is None:
             return
         transcript = Transcript(request)
         self.running = transcript
@@ -307,14 +313,8 @@ class MainScreen(Screen):
         if self.link is None or not self.link.connected:
             self.notify("tokintd is not connected", severity="error")
             return
-        prompt = self.query_one("#prompt", TextArea).text
-        if not prompt.strip():
-            self.notify("type a prompt first", severity="warning")
-            return
-        try:
-            request = self.query_one(SettingsPanel).request(prompt, return_top=INSPECT_TOP)
-        except InvalidParameter as exc:
-            self.notify(f"{exc}", title="setting", severity="error")
+        request = self._form_request()
+        if request is None:
             return
         from .compare import CompareScreen
 
