@@ -49,7 +49,9 @@ def test_every_generation_is_recorded_with_its_tokens(daemon, tokint_home):
     listed = tokint("history", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == stream.id
     text = tokint("history", stream.id[:8])
-    assert text.returncode == 0 and "hello there" in text.stdout and "12 tokens" in text.stdout
+    assert text.returncode == 0 and "hello there" in text.stdout
+    assert f"[12 tokens, {events[-1].n_takeovers} takeovers" in text.stdout  # the stored summary
+    assert text.stdout.rstrip("\n").endswith("".join(t.text for t in tokens))  # not a tty: no colour codes
 
 
 def test_a_daemon_killed_mid_generation_leaves_the_cut_one_marked_incomplete(tiny_models_toml, daemon_address, tokint_home):

@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Any
 
+from .events import Summary
 from .history import list_generations, show_generation
+from .render import TextPrinter, color_wanted, summary_line
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -16,7 +18,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         if args.json:
             sys.stdout.write(json.dumps(gen, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(_show_text(gen) + "\n")
+            sys.stdout.write(_show_text(gen, color_wanted(sys.stdout)) + "\n")
         return 0
     rows = list_generations(args.limit)
     if args.json:
@@ -28,18 +30,24 @@ def cmd_history(args: argparse.Namespace) -> int:
         when = datetime.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M:%S")
         prompt = " ".join((r["prompt"] or "").split())
         state = r["finish_reason"] or r["state"]
-        sys.stdout.write(f"{r['id'][:12]}  {when}  {r['pair'] or '-':16} {r['mode'] or '-':9} {r['n_tokens']:5d} tok "
+        sys.stdout.write(f"{r['id'][:12]:12}  {when}  {r['pair'] or '-':16} {r['mode'] or '-':9} {r['n_tokens']:5d} tok "
                          f"{r['n_takeovers']:3d} takeovers  {state:10} {prompt[:40]}\n")
     return 0
 
 
-def _show_text(g: dict[str, Any]) -> str:
+def _show_text(g: dict[str, Any], color: bool) -> str:
+    """One generation for a person: what ran, the prompt, the response with its takeovers marked."""
     when = datetime.datetime.fromtimestamp(g["created"]).strftime("%Y-%m-%d %H:%M:%S")
-    text = "".join(t["text"] or "" for t in g["tokens"])
-    taken = [t["position"] for t in g["tokens"] if t["source"] == "reasoning" and g["mode"] == "intervene"]
+    intervene = g["mode"] == "intervene"
+    pieces = []
+    for t in g["tokens"]:
+        text = t["text"] or ""
+        taken = intervene and t["source"] == "reasoning" and text
+        pieces.append(f"{TextPrinter.TAKEOVER}{text}{TextPrinter.RESET}" if taken and color else text)
+    ended = summary_line(Summary.from_wire(g["summary"])) if g["summary"] else f"[{len(g['tokens'])} tokens recorded]"
     lines = [f"generation {g['id']} at {when}: pair {g['pair']}, mode {g['mode']}, state {g['state']}"
-             + (f", finish {g['finish_reason']}" if g["finish_reason"] else "") + (f", error {g['error']}" if g["error"] else ""),
-             f"{len(g['tokens'])} tokens, takeovers at {taken}", "", "prompt:", g["prompt"] or "", "", "response:", text]
+             + (f", error {g['error']}" if g["error"] else ""), ended, "", "prompt:", g["prompt"] or "", "",
+             "response" + (" (takeovers highlighted):" if intervene and color else ":"), "".join(pieces)]
     return "\n".join(lines)
 
 
