@@ -11,6 +11,7 @@ import pytest
 
 from tokint_local.datasets import Item, check, extract_code, final_answer, load_jsonl, run_code
 from tokint_local.errors import ConfigError
+from tokint_local.cli_research import eval_table
 from tokint_local.evaluation import Config, ResultsFile, configs_for, parse_budgets, summarize_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,13 +69,41 @@ def test_configs_and_summaries():
     configs = configs_for(["base", "intervene"], parse_budgets("4,inf"), [1.0])
     assert [c.key for c in configs] == ["base", "intervene/budget=4/threshold=1", "intervene/budget=inf/threshold=1"]
     records = [
-        {"config": "base", "passed": True, "n_tokens": 10, "n_takeovers": 0, "tokens_per_second": 40.0},
-        {"config": "base", "passed": False, "n_tokens": 30, "n_takeovers": 0, "tokens_per_second": 20.0},
-        {"config": configs[1].key, "passed": True, "n_tokens": 20, "n_takeovers": 2, "tokens_per_second": 25.0},
+        {"item": "1", "config": "base", "passed": True, "n_tokens": 10, "n_takeovers": 0, "tokens_per_second": 40.0},
+        {"item": "2", "config": "base", "passed": False, "n_tokens": 30, "n_takeovers": 0, "tokens_per_second": 20.0},
+        {"item": "1", "config": configs[1].key, "passed": True, "n_tokens": 20, "n_takeovers": 2,
+         "tokens_per_second": 25.0},
     ]
     s = {x["config"]: x for x in summarize_results(records, configs)}
     assert s["base"]["accuracy"] == 0.5 and s["base"]["tokens_per_second"] == 30.0
     assert s[configs[1].key]["delegated_share"] == 0.1 and configs[2].key not in s
+
+
+def test_summaries_compare_item_by_item_with_base_and_reasoning():
+    configs = configs_for(["base", "reasoning", "intervene"], [None], [0.5])
+    inter = configs[2].key
+
+    def rec(config, item, passed, response="r", n_tokens=10, positions=()):
+        return {"config": config, "item": item, "passed": passed, "response": response, "n_tokens": n_tokens,
+                "n_takeovers": len(positions), "takeover_positions": list(positions), "tokens_per_second": 1.0}
+
+    records = [
+        rec("base", "a", False), rec("base", "b", True), rec("base", "c", True), rec("base", "d", False),
+        rec("reasoning", "a", True, "A"), rec("reasoning", "b", False, "B"), rec("reasoning", "c", True, "C"),
+        rec(inter, "a", True, "A", positions=[0, 5]),  # fixed, same text as reasoning
+        rec(inter, "b", False, "x", positions=[9]),  # broken, agrees with reasoning, other text
+        rec(inter, "c", True, "C", n_tokens=40, positions=[2, 3]),  # tokens 2 and 3 of 0-39: the first tenth
+        rec(inter, "d", True, "y"),  # fixed; reasoning never ran it
+    ]
+    s = {x["config"]: x for x in summarize_results(records, configs)}
+    assert (s[inter]["fixed_vs_base"], s[inter]["broken_vs_base"], s[inter]["compared_with_base"]) == (2, 1, 4)
+    assert (s[inter]["agrees_with_reasoning"], s[inter]["same_response_as_reasoning"],
+            s[inter]["compared_with_reasoning"]) == (3, 2, 3)
+    assert s[inter]["early_takeover_share"] == 3 / 5
+    assert (s["reasoning"]["fixed_vs_base"], s["reasoning"]["broken_vs_base"]) == (1, 1)
+    assert "fixed_vs_base" not in s["base"] and "agrees_with_reasoning" not in s["reasoning"]
+    table = eval_table(list(s.values()))
+    assert "+2/-1" in table and "3/3" in table
 
 
 def test_results_file_ignores_a_torn_last_line(tmp_path):
@@ -131,3 +160,18 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
         assert check(item, right) == (True, ""), item.id
         broken = f"```python\n{p['prompt']}    return None\n```"
         assert not check(item, broken)[0], item.id
+
+
+def test_progress_line_counts_resumed_items_and_estimates_from_new_ones(monkeypatch):
+    import io
+
+    from tokint_local import progress as progress_module
+
+    clock = iter([100.0, 110.0, 130.0])
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    p = progress_module.Progress("analyze", total=10, already=4, out=out)
+    p.update("q5")  # 10 s for one new item, 5 left
+    p.update()  # 30 s for two, 4 left
+    assert out.getvalue().splitlines() == ["[analyze] 5/10 (50.0%) elapsed 0m10s, ETA 0m50s - q5",
+                                           "[analyze] 6/10 (60.0%) elapsed 0m30s, ETA 1m00s"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .events import MODES, GenerationRequest, Summary, TokenEvent
+from .progress import Progress
 
 DEFAULT_CALIBRATION_PROMPTS = [
     "Write a Python function that checks whether a string is a palindrome.",
@@ -62,14 +63,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
             work = [(args.prompt, response)]
         scored = []
-        for n, (prompt, response) in enumerate(work, 1):
+        progress = Progress("analyze", len(work)) if len(work) > 1 else None
+        for prompt, response in work:
             if response is None:  # the reasoning model's own response, as token ids (exactly what it produced)
                 tokens, _ = _generate_local(pair, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
                                                            "raw": args.raw, "temperature": 0.0})
                 response = [t.token_id for t in tokens if not pair.reasoning.is_eog(t.token_id)]
             scored += score_response(pair, prompt, response, args.divergence, args.raw)
-            if len(work) > 1:
-                sys.stderr.write(f"[analyze] {n}/{len(work)} responses scored\n")
+            if progress:
+                progress.update(f"{len(scored)} tokens scored")
+        if progress:
+            progress.close()
         summary = summarize(scored, args.threshold)
         summary.update({"pair": entry.name, "divergence": args.divergence, "n_responses": len(work)})
         if args.plots:
@@ -194,11 +198,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def eval_table(summaries: list[dict]) -> str:
-    head = f"{'configuration':42} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+    head = (f"{'configuration':42} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+            f" {'vs base':>9} {'as reasoning':>13}")
     lines = [head, "-" * len(head)]
     for s in summaries:
+        vs_base = f"+{s['fixed_vs_base']}/-{s['broken_vs_base']}" if "fixed_vs_base" in s else "-"
+        as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
+                        if "agrees_with_reasoning" in s else "-")
         lines.append(f"{s['config']:42} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
-                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f}")
+                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>9} {as_reasoning:>13}")
+    if any("fixed_vs_base" in s for s in summaries):
+        lines.append("vs base: items passed where base failed / failed where base passed; "
+                     "as reasoning: items with the reasoning model's pass or fail")
     return "\n".join(lines)
 
 
@@ -213,11 +224,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     entry, pair = _local_pair(args)
     try:
         divs = []
-        for n, prompt in enumerate(prompts, 1):
+        progress = Progress("calibrate", len(prompts))
+        for prompt in prompts:
             tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": args.max_tokens, "temperature": 0.0})
             ids = [t.token_id for t in tokens if not pair.base.is_eog(t.token_id)]
             divs += [t.divergence for t in score_response(pair, prompt, ids, args.divergence)]
-            sys.stderr.write(f"[calibrate] {n}/{len(prompts)} responses scored\n")
+            progress.update(f"{len(divs)} tokens scored")
+        progress.close()
         threshold = threshold_for_rate(divs, args.rate)
         result: dict[str, Any] = {"pair": entry.name, "divergence": args.divergence, "target_rate": args.rate,
                                   "threshold": threshold, "n_tokens": len(divs), "n_prompts": len(prompts)}

@@ -7,10 +7,8 @@ same command again and it does only what is missing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, TextIO
@@ -18,6 +16,7 @@ from typing import Callable, Iterable, Optional, TextIO
 from .datasets import Item, check
 from .errors import ConfigError
 from .events import Summary
+from .progress import Progress
 
 Generate = Callable[[str, dict], tuple[str, Summary]]  # (prompt, request fields) -> (response, summary)
 
@@ -83,36 +82,6 @@ class ResultsFile:
             os.fsync(f.fileno())
 
 
-class Progress:
-    """Items done, elapsed time and an estimate of the time left, on one line."""
-
-    def __init__(self, total: int, already: int, out: TextIO):
-        self.total, self.done, self.out = total, already, out
-        self.started, self.new = time.monotonic(), 0
-        self.tty = out.isatty()
-
-    def update(self, label: str) -> None:
-        self.done += 1
-        self.new += 1
-        elapsed = time.monotonic() - self.started
-        left = (self.total - self.done) * elapsed / self.new if self.new else float("nan")
-        line = (f"[eval] {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.1f}%) "
-                f"elapsed {_clock(elapsed)}, ETA {_clock(left)} - {label}")
-        self.out.write(("\r" + line[:150].ljust(150)) if self.tty else line + "\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.out.write("\n")
-
-
-def _clock(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
              base_params: dict, progress_out: TextIO = sys.stderr,
              on_record: Callable[[dict], None] = lambda r: None) -> list[dict]:
@@ -120,7 +89,7 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
     records = results.load()
     done = {(r["item"], r["config"]) for r in records}
     todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in done]
-    progress = Progress(len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
+    progress = Progress("eval", len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
     for item, cfg in todo:
         response, summary = generate(item.prompt, {**base_params, **cfg.params()})
         passed, why = check(item, response)
@@ -141,22 +110,49 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
 
 
 def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
-    """Per configuration: accuracy, items, takeovers per response, delegated share, tokens/s."""
+    """Per configuration: accuracy, items, takeovers per response, delegated share, tokens/s.
+
+    Where the same items were run in base or reasoning mode too, each summary also compares item by
+    item: `fixed_vs_base` / `broken_vs_base` (passes where base fails / fails where base passes),
+    `agrees_with_reasoning` (same pass or fail) and `same_response_as_reasoning` (identical text),
+    each counted over the items both hold, with the count in `compared_with_base` /
+    `compared_with_reasoning`. `early_takeover_share` is the share of takeovers made in the first
+    tenth of their response.
+    """
+    by_config: dict[str, dict[str, dict]] = {}
+    for r in records:
+        by_config.setdefault(r["config"], {})[r["item"]] = r
+    base, reasoning = by_config.get("base", {}), by_config.get("reasoning", {})
     out = []
     for cfg in configs:
-        rs = [r for r in records if r["config"] == cfg.key]
+        rs = list(by_config.get(cfg.key, {}).values())
         if not rs:
             continue
         tokens = sum(r["n_tokens"] for r in rs)
         takeovers = sum(r["n_takeovers"] for r in rs)
-        out.append({
+        summary = {
             "type": "summary", "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget, "threshold": cfg.threshold,
             "n_items": len(rs), "accuracy": sum(r["passed"] for r in rs) / len(rs),
             "takeovers_per_response": takeovers / len(rs),
             "delegated_share": takeovers / tokens if tokens else 0.0,
             "tokens_per_second": sum(r["tokens_per_second"] for r in rs) / len(rs),
             "mean_tokens": tokens / len(rs),
-        })
+        }
+        positions = [(p, r["n_tokens"]) for r in rs for p in r.get("takeover_positions", ())]
+        if positions:
+            summary["early_takeover_share"] = sum(10 * p < n for p, n in positions) / len(positions)
+        if cfg.mode != "base" and base:
+            pairs = [(r["passed"], base[r["item"]]["passed"]) for r in rs if r["item"] in base]
+            summary["compared_with_base"] = len(pairs)
+            summary["fixed_vs_base"] = sum(mine and not theirs for mine, theirs in pairs)
+            summary["broken_vs_base"] = sum(theirs and not mine for mine, theirs in pairs)
+        if cfg.mode == "intervene" and reasoning:
+            both = [(r, reasoning[r["item"]]) for r in rs if r["item"] in reasoning]
+            summary["compared_with_reasoning"] = len(both)
+            summary["agrees_with_reasoning"] = sum(mine["passed"] == theirs["passed"] for mine, theirs in both)
+            summary["same_response_as_reasoning"] = sum(mine.get("response") == theirs.get("response")
+                                                        for mine, theirs in both)
+        out.append(summary)
     return out
 
 
