@@ -12,7 +12,7 @@ import pytest
 from tokint_local.datasets import Item, check, extract_code, final_answer, load_jsonl, run_code
 from tokint_local.errors import ConfigError
 from tokint_local.cli_research import eval_table
-from tokint_local.evaluation import Config, ResultsFile, configs_for, parse_budgets, summarize_results
+from tokint_local.evaluation import Config, ResultsFile, configs_for, parse_budgets, sign_test, summarize_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,10 +100,18 @@ def test_summaries_compare_item_by_item_with_base_and_reasoning():
     assert (s[inter]["agrees_with_reasoning"], s[inter]["same_response_as_reasoning"],
             s[inter]["compared_with_reasoning"]) == (3, 2, 3)
     assert s[inter]["early_takeover_share"] == 3 / 5
+    assert s[inter]["p_vs_base"] == 1.0  # 2 fixed, 1 broken: no evidence either way
     assert (s["reasoning"]["fixed_vs_base"], s["reasoning"]["broken_vs_base"]) == (1, 1)
     assert "fixed_vs_base" not in s["base"] and "agrees_with_reasoning" not in s["reasoning"]
     table = eval_table(list(s.values()))
-    assert "+2/-1" in table and "3/3" in table
+    assert "+2/-1 p=1.000" in table and "3/3" in table
+
+
+def test_sign_test():
+    assert sign_test(10, 0) == sign_test(0, 10) == 2 / 2 ** 10  # all ten one way
+    assert sign_test(5, 5) == 1.0 and sign_test(0, 0) == 1.0
+    assert sign_test(6, 1) == 2 * (1 + 7) / 2 ** 7  # P(<=1 of 7) on both sides
+    assert 0.001 < sign_test(36, 13) < 0.002
 
 
 def test_results_file_ignores_a_torn_last_line(tmp_path):

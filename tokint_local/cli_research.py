@@ -199,16 +199,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def eval_table(summaries: list[dict]) -> str:
     head = (f"{'configuration':42} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
-            f" {'vs base':>9} {'as reasoning':>13}")
+            f" {'vs base':>17} {'as reasoning':>13}")
     lines = [head, "-" * len(head)]
     for s in summaries:
-        vs_base = f"+{s['fixed_vs_base']}/-{s['broken_vs_base']}" if "fixed_vs_base" in s else "-"
+        vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} p={s['p_vs_base']:.3f}"
+                   if "fixed_vs_base" in s else "-")
         as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
                         if "agrees_with_reasoning" in s else "-")
         lines.append(f"{s['config']:42} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
-                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>9} {as_reasoning:>13}")
+                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
     if any("fixed_vs_base" in s for s in summaries):
-        lines.append("vs base: items passed where base failed / failed where base passed; "
+        lines.append("vs base: items passed where base failed / failed where base passed, and the sign test's p; "
                      "as reasoning: items with the reasoning model's pass or fail")
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ same command again and it does only what is missing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -116,7 +117,9 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
     item: `fixed_vs_base` / `broken_vs_base` (passes where base fails / fails where base passes),
     `agrees_with_reasoning` (same pass or fail) and `same_response_as_reasoning` (identical text),
     each counted over the items both hold, with the count in `compared_with_base` /
-    `compared_with_reasoning`. `early_takeover_share` is the share of takeovers made in the first
+    `compared_with_reasoning`. `p_vs_base` is the exact two-sided sign test (McNemar) on fixed against
+    broken: how likely a difference at least that large is if the configuration were no better or
+    worse than base. `early_takeover_share` is the share of takeovers made in the first
     tenth of their response.
     """
     by_config: dict[str, dict[str, dict]] = {}
@@ -146,6 +149,7 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
             summary["compared_with_base"] = len(pairs)
             summary["fixed_vs_base"] = sum(mine and not theirs for mine, theirs in pairs)
             summary["broken_vs_base"] = sum(theirs and not mine for mine, theirs in pairs)
+            summary["p_vs_base"] = sign_test(summary["fixed_vs_base"], summary["broken_vs_base"])
         if cfg.mode == "intervene" and reasoning:
             both = [(r, reasoning[r["item"]]) for r in rs if r["item"] in reasoning]
             summary["compared_with_reasoning"] = len(both)
@@ -154,6 +158,14 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
                                                         for mine, theirs in both)
         out.append(summary)
     return out
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided sign test: P(a split at least this uneven | wins and losses equally likely)."""
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
 def parse_budgets(text: str) -> list[Optional[int]]:
