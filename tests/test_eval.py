@@ -183,3 +183,32 @@ def test_progress_line_counts_resumed_items_and_estimates_from_new_ones(monkeypa
     p.update()  # 30 s for two, 4 left
     assert out.getvalue().splitlines() == ["[analyze] 5/10 (50.0%) elapsed 0m10s, ETA 0m50s - q5",
                                            "[analyze] 6/10 (60.0%) elapsed 0m30s, ETA 1m00s"]
+
+
+def test_report_summarizes_every_configuration_in_a_results_file_without_models(tmp_path, capsys):
+    from tokint_local.cli import main
+
+    out = tmp_path / "results.jsonl"
+    f = ResultsFile(out)
+    runs = [("base", None, None, [True, False]), ("reasoning", None, None, [True, True]),
+            ("intervene", None, 0.5, [True, True]), ("intervene", 4, 0.5, [False, True]),
+            ("intervene", 4, 0.2, [False, False])]
+    for mode, budget, threshold, passed in runs:
+        for item, ok in zip(["a", "b"], passed):
+            key = Config(mode, budget, threshold).key
+            f.append({"type": "item", "item": item, "config": key, "mode": mode, "budget": budget,
+                      "threshold": threshold, "passed": ok, "n_tokens": 10, "n_takeovers": 1 if budget else 0,
+                      "takeover_positions": [0] if budget else [], "tokens_per_second": 5.0, "response": str(ok)})
+    assert main(["eval", "--report", "--out", str(out), "--json", "--models", str(tmp_path / "none.toml")]) == 0
+    s = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["config"] for x in s] == ["base", "reasoning", "intervene/budget=4/threshold=0.2",
+                                        "intervene/budget=4/threshold=0.5", "intervene/budget=inf/threshold=0.5"]
+    assert [x["accuracy"] for x in s] == [0.5, 1.0, 0.0, 0.5, 1.0]
+    assert (s[3]["fixed_vs_base"], s[3]["broken_vs_base"], s[3]["agrees_with_reasoning"]) == (1, 1, 1)
+
+    assert main(["eval", "--report", "--out", str(tmp_path / "missing.jsonl")]) == 1
+    assert "no such results file" in capsys.readouterr().err
+    assert main(["eval", "--report"]) == 1
+    assert "--report needs --out" in capsys.readouterr().err
+    assert main(["eval", "--out", str(out)]) == 1
+    assert "--dataset is required" in capsys.readouterr().err

@@ -146,8 +146,18 @@ def analysis_text(s: dict, top: list) -> str:
 # -- eval --------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
-    from .evaluation import ResultsFile, configs_for, parse_budgets, run_eval, summarize_results
+    from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
 
+    if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
+        if not args.out:
+            raise ConfigError("--report needs --out FILE (the results file to report on)")
+        if not Path(args.out).exists():
+            raise ConfigError(f"--report: {args.out}: no such results file")
+        records = ResultsFile(Path(args.out)).load()
+        _eval_report(args, summarize_results(records, configs_in(records)))
+        return 0
+    if not args.dataset:
+        raise ConfigError("--dataset is required (humaneval or FILE.jsonl), unless --report")
     items = load_dataset(args.dataset, args.limit)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -184,7 +194,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             pair.close()
         else:
             client.close()
-    summaries = summarize_results(records, configs)
+    _eval_report(args, summarize_results(records, configs))
+    return 0
+
+
+def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
     if args.json:
         for s in summaries:
             sys.stdout.write(json.dumps(s) + "\n")
@@ -194,7 +208,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .plots import accuracy_plot
 
         sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
-    return 0
 
 
 def eval_table(summaries: list[dict]) -> str:
@@ -283,13 +296,14 @@ def add_parsers(sub: Any) -> None:
 
     ev = sub.add_parser("eval", help="accuracy of base, reasoning and intervene modes on a dataset (resumable)")
     common(ev)
-    ev.add_argument("--dataset", required=True, help="humaneval, or FILE.jsonl (see the README for its format)")
+    ev.add_argument("--dataset", help="humaneval, or FILE.jsonl (see the README for its format); required unless --report")
     ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
     ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
     ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
     ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it)")
     ev.add_argument("--plot", metavar="FILE.png", help="accuracy against budget, with base and reasoning lines")
+    ev.add_argument("--report", action="store_true", help="report every configuration the --out file holds; run nothing")
     ev.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
     ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
     ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")

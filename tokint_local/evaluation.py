@@ -51,6 +51,15 @@ def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], threshol
     return out
 
 
+def configs_in(records: Iterable[dict]) -> list[Config]:
+    """Every configuration a results file holds: base, reasoning, then intervene by threshold and budget."""
+    found = {Config(r["mode"], r.get("budget"), r.get("threshold")) if r["mode"] == "intervene" else Config(r["mode"])
+             for r in records}
+    order = {"base": 0, "reasoning": 1, "intervene": 2}
+    return sorted(found, key=lambda c: (order.get(c.mode, 3), c.threshold or 0.0,
+                                        math.inf if c.budget is None else c.budget))
+
+
 class ResultsFile:
     """The append-only JSONL record of a run; a torn last line (a kill mid-write) is ignored."""
 
