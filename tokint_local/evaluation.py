@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, TextIO
@@ -93,7 +92,7 @@ class ResultsFile:
 
 
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
-             base_params: dict, progress_out: TextIO = sys.stderr,
+             base_params: dict, progress_out: Optional[TextIO] = None,
              on_record: Callable[[dict], None] = lambda r: None) -> list[dict]:
     """Run what the results file does not hold yet; return every record of these items and configs."""
     records = results.load()
