@@ -19,7 +19,6 @@ from tokint_local.config import load_models
 from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
 from tokint_local.history import HistoryWriter
 
-from .registry import Registry
 from .security import keygen, split_binds
 from .server import Daemon
 
@@ -87,7 +86,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         running = already_running(local)
         if running:
             raise ConfigError(f"a tokintd is already running at {running}; stop it first (tokint shutdown)")
-        daemon = Daemon(Registry(models), local, remote, keys, history=None if args.no_history else HistoryWriter())
+        daemon = Daemon(models, local, remote, keys, history=None if args.no_history else HistoryWriter(),
+                        models_arg=args.models, log_level=args.log_level)
         try:
             daemon.bind()
         except zmq.ZMQError as exc:

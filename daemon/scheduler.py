@@ -1,33 +1,32 @@
-"""Generations in the daemon: a FIFO queue per pair, one generation at a time per pair, run on
-the llama thread so the socket loop never waits on llama.cpp.
+"""Generations in the daemon: a FIFO queue per pair, handed one at a time to the llama.cpp worker.
 
-Every call into llama.cpp (loading, generating, freeing) goes through one dedicated thread. Its
-CPU backend uses OpenMP, which gives each calling thread a team of its own; with more OpenMP
-threads than cores, libgomp stops spinning and every decode slows down (measured: 45 -> 33
-tokens/s on the 0.5B model once a second thread had called llama_decode; docs/PERFORMANCE.md).
+The worker process (worker.py, supervised by supervisor.py) makes every llama.cpp call; this module
+decides what it runs next and routes what it reports to the clients and the history. The daemon
+never waits on llama.cpp and never dies with it: when the worker dies, the generation it was
+running ends with ``backend_crashed``, queued ones stay queued, and the next one runs on a fresh
+worker (which loads its pair again).
 
 Every generate request ends with exactly one ``summary`` or ``error``; before that it may get
-``queued`` (with its place, again whenever the queue moves) and ``started``, then ``token``s.
+``queued`` (with its place, again whenever the queue moves), ``loading`` and ``started``, then
+``token``s. Jobs start in the order they were submitted, across pairs.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional
 
-from tokint_local.engine import Cancel, generate
-from tokint_local.errors import TokintError
+from tokint_local.errors import BackendCrashed, TokintError, error_from_code
+from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary
 from tokint_local.history import HistoryWriter
-from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
-from tokint_local.pair import ModelPair
-from tokint_local.status import ActiveGeneration
+from tokint_local.status import ActiveGeneration, LoadedPair, Offload
 from tokint_local.wire import Message, error_message
 
-from .registry import Registry
+from .supervisor import Crash, WorkerProcess
 
 log = logging.getLogger("tokintd.scheduler")
 
@@ -40,55 +39,49 @@ class Job:
     peer: Hashable
     request: GenerationRequest
     pair_name: str
-    cancel: Cancel = field(default_factory=Cancel)
     submitted: float = field(default_factory=time.monotonic)
     started: Optional[float] = None
     tokens: int = 0
-    ended: bool = False  # its summary or error is on the way: the client may act on the pair already
+    cancel_reason: Optional[str] = None  # set once a cancel was asked for
+    ended: bool = False  # its summary or error has been sent
 
 
 class PairQueue:
     def __init__(self, name: str):
         self.name = name
         self.waiting: deque[Job] = deque()
-        self.active: Optional[Job] = None
-        self.running: Optional[asyncio.Future] = None  # the worker thread's generation
-        self.wake = asyncio.Event()
-        self.task: Optional[asyncio.Task] = None
-
-    @property
-    def busy(self) -> bool:
-        return (self.active is not None and not self.active.ended) or bool(self.waiting)
 
 
 class Scheduler:
-    def __init__(self, registry: Registry, send: Send, history: Optional[HistoryWriter] = None):
-        self.registry = registry
+    """Queues, the worker, and the bookkeeping between them. Every method runs on the daemon's loop."""
+
+    def __init__(self, models_arg: Optional[str], send: Send, history: Optional[HistoryWriter] = None,
+                 log_level: str = "info"):
         self.send = send
         self.history = history
-        self._llama = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self.worker = WorkerProcess(models_arg, self._on_worker_message, self._on_crash, log_level)
         self.queues: dict[str, PairQueue] = {}
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job] = {}  # queued or running generations
+        self.running: Optional[Job] = None  # the generation the worker is running
+        self.loaded: dict[str, dict[str, Any]] = {}  # pair -> what the worker said when it loaded it
+        self.model_bytes = 0  # every model the worker holds, once
         self.closing = False
+        self._requests: dict[str, asyncio.Future] = {}  # load/unload commands awaiting the worker
+        self._wake = asyncio.Event()
+        self._dispatcher: Optional[asyncio.Task] = None
 
-    async def on_llama_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking llama.cpp work (load, unload) on the one thread that does all of it."""
-        return await asyncio.get_running_loop().run_in_executor(self._llama, fn, *args)
-
-    def close(self) -> None:
-        self._llama.shutdown(wait=False)
+    def start(self) -> None:
+        self.worker.start()
+        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name="dispatch")
 
     # -- requests --------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
-        queue = self.queues.get(job.pair_name)
-        if queue is None:
-            queue = self.queues[job.pair_name] = PairQueue(job.pair_name)
-            queue.task = asyncio.get_running_loop().create_task(self._worker(queue), name=f"pair-{job.pair_name}")
+        queue = self.queues.setdefault(job.pair_name, PairQueue(job.pair_name))
         self.jobs[job.id] = job
         queue.waiting.append(job)
-        if queue.active is not None or len(queue.waiting) > 1:
+        if self._pair_running(job.pair_name) or len(queue.waiting) > 1:
             self._event(job, Queued(place=len(queue.waiting)))
-        queue.wake.set()
+        self._wake.set()
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
         """Stop a generation: a waiting one ends at once, a running one at its next token."""
@@ -100,112 +93,180 @@ class Scheduler:
             queue.waiting.remove(job)
             self._finish_unstarted(job, reason)
             self._announce_places(queue)
-        else:
-            job.cancel.cancel(reason)
+        elif job.cancel_reason is None:
+            job.cancel_reason = reason
+            try:
+                self.worker.send({"op": "cancel", "job": job.id, "reason": reason})
+            except RuntimeError:  # no worker: the crash handler ends the job
+                pass
         return True
 
+    async def load(self, pair: str) -> dict[str, Any]:
+        """Have the worker load ``pair``; its LoadedPair fields and ``seconds``."""
+        return await self._command("load", pair)
+
+    async def unload(self, pair: str) -> bool:
+        return bool((await self._command("unload", pair)).get("was_loaded"))
+
+    async def _command(self, op: str, pair: str) -> dict[str, Any]:
+        await self.worker.ready.wait()
+        request_id = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = future
+        try:
+            self.worker.send({"op": op, "job": request_id, "pair": pair})
+        except RuntimeError:
+            self._requests.pop(request_id, None)
+            raise BackendCrashed("the llama.cpp worker is restarting; try again in a moment") from None
+        return await future
+
+    # -- queries ---------------------------------------------------------------------------
     def jobs_of(self, peer: Hashable) -> list[Job]:
         return [job for job in self.jobs.values() if job.peer == peer and not job.ended]
 
+    def _pair_running(self, pair_name: str) -> bool:
+        return self.running is not None and self.running.pair_name == pair_name
+
     def busy(self, pair_name: str) -> bool:
         queue = self.queues.get(pair_name)
-        return queue is not None and queue.busy
+        return self._pair_running(pair_name) or (queue is not None and bool(queue.waiting))
 
     def queue_length(self, pair_name: Optional[str] = None) -> int:
         queues = [self.queues[pair_name]] if pair_name in self.queues else [] if pair_name else self.queues.values()
         return sum(len(q.waiting) for q in queues)
 
     def active(self, pair_name: str) -> Optional[ActiveGeneration]:
-        queue = self.queues.get(pair_name)
-        job = queue.active if queue else None
-        if job is None or job.ended:
+        job = self.running
+        if job is None or job.pair_name != pair_name:
             return None
         elapsed = time.monotonic() - (job.started or job.submitted)
         return ActiveGeneration(id=job.id, pair=job.pair_name, mode=job.request.mode, tokens=job.tokens, elapsed_s=elapsed)
 
+    def loaded_pairs(self) -> list[LoadedPair]:
+        pairs = []
+        for name, info in self.loaded.items():
+            pairs.append(LoadedPair(
+                name=name, base=info["base"], reasoning=info["reasoning"], model_bytes=info["model_bytes"],
+                queue_length=self.queue_length(name), active=self.active(name),
+                base_offload=Offload(*info["base_offload"]), reasoning_offload=Offload(*info["reasoning_offload"]),
+            ))
+        return pairs
+
     async def shutdown(self, timeout: float) -> None:
-        """End everything with finish reason "shutdown" and wait (up to ``timeout``) for workers."""
+        """End everything with finish reason "shutdown", wait (up to ``timeout``), stop the worker."""
         self.closing = True
         for queue in self.queues.values():
             while queue.waiting:
                 self._finish_unstarted(queue.waiting.popleft(), "shutdown")
-            if queue.active is not None:
-                queue.active.cancel.cancel("shutdown")
-        running = [q.running for q in self.queues.values() if q.running is not None]
-        for queue in self.queues.values():
-            if queue.task is not None:
-                queue.task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=timeout)
+        running = self.running
+        if running is not None:
+            self.cancel(running.id, "shutdown")
+            deadline = time.monotonic() + timeout
+            while self.running is running and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        await self.worker.stop()
 
-    # -- the worker of one pair ------------------------------------------------------------
-    async def _worker(self, queue: PairQueue) -> None:
-        loop = asyncio.get_running_loop()
+    # -- handing jobs to the worker --------------------------------------------------------
+    async def _dispatch(self) -> None:
         while True:
-            if not queue.waiting:
-                queue.wake.clear()
-                await queue.wake.wait()
+            await self.worker.ready.wait()
+            job = self._next_job() if self.running is None and not self.closing else None
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
                 continue
-            job = queue.waiting.popleft()
-            queue.active = job
-            self._announce_places(queue)
-            queue.running = loop.run_in_executor(self._llama, self._run_job, job, loop)
+            queue = self.queues[job.pair_name]
             try:
-                # shielded: cancelling this task (shutdown) leaves the generation to end by itself
-                await asyncio.shield(queue.running)
-            finally:
-                queue.active = None
-                queue.running = None
-                self.jobs.pop(job.id, None)
+                self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
+            except RuntimeError:  # the worker died between ready and now: wait for the next one
+                await asyncio.sleep(0.05)
+                continue
+            queue.waiting.popleft()
+            self.running = job
+            self._announce_places(queue)
 
-    def _run_job(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
-        """On the llama thread: load the pair if needed, run the generation, post every event."""
+    def _next_job(self) -> Optional[Job]:
+        heads = [q.waiting[0] for q in self.queues.values() if q.waiting]
+        return min(heads, key=lambda job: job.submitted) if heads else None
 
-        def post(message: Message) -> None:
-            if message.type in ("summary", "error"):
-                job.ended = True  # before the client can hear of it: an unload it sends next is not "busy"
-            loop.call_soon_threadsafe(self.send, job.peer, message)
+    # -- what the worker says --------------------------------------------------------------
+    def _on_worker_message(self, message: dict[str, Any]) -> None:
+        kind, job_id, content = message.get("type"), message.get("job"), message.get("content") or {}
+        if kind in ("loaded", "unloaded"):
+            self._note_models(kind, content)
+        future = self._requests.pop(job_id, None) if job_id is not None else None
+        if future is not None:
+            if kind == "error":
+                future.set_exception(error_from_code(content.get("code", "internal"), content.get("message", "")))
+            elif not future.done():
+                future.set_result(content)
+            return
+        job = self.jobs.get(job_id) if job_id is not None else None
+        if job is None:
+            return  # a pair loaded for a generation (job None), or an event for a job already ended
+        if kind == "loading":
+            self._event(job, Loading(job.pair_name))
+        elif kind == "started":
+            job.started = time.monotonic()
+            if self.history is not None:
+                self.history.begin(job.id, job.pair_name, job.request.to_wire())
+            self._event(job, Started(job.pair_name, job.request.mode, job.started - job.submitted))
+        elif kind == "token":
+            job.tokens += 1
+            if self.history is not None:
+                self.history.token(job.id, content)
+            self.send(job.peer, Message("token", content, parent=job.id))
+        elif kind == "summary":
+            if content.get("unstarted"):
+                self._finish_unstarted(job, content.get("finish_reason") or "cancelled")
+            else:
+                self._record_end(job, summary=content)
+                self._end(job, Message("summary", content, parent=job.id))
+        elif kind == "error":
+            code, text = content.get("code", "internal"), content.get("message", "")
+            self._record_end(job, error=f"{code}: {text}")
+            self._end(job, error_message(code, text, job.id))
 
-        try:
-            if job.cancel.is_set():
-                loop.call_soon_threadsafe(self._finish_unstarted, job, job.cancel.reason)
-                return
-            if self.registry.get(job.pair_name) is None:
-                post(Message("loading", Loading(job.pair_name).to_wire(), parent=job.id))
-            pair = self.registry.load(job.pair_name)
-            self._generate(job, pair, post)
-        except TokintError as exc:
-            post(error_message(exc.code, str(exc), job.id))
-            self._record_end(job, error=f"{exc.code}: {exc}")
-        except Exception as exc:  # a bug must not take the daemon down; the client hears of it
-            log.exception("generation %s failed", job.id)
-            post(error_message("internal", f"internal error: {type(exc).__name__}: {exc}", job.id))
-            self._record_end(job, error=f"internal: {exc}")
+    def _note_models(self, kind: str, content: dict[str, Any]) -> None:
+        name = content.get("pair")
+        if kind == "loaded" and name:
+            self.loaded[name] = content
+        elif kind == "unloaded":
+            self.loaded.pop(name, None)
+        if "all_model_bytes" in content:
+            self.model_bytes = int(content["all_model_bytes"])
+
+    def _on_crash(self, crash: Crash) -> None:
+        self.loaded.clear()
+        self.model_bytes = 0
+        error = BackendCrashed(crash.describe())
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(error)
+        self._requests.clear()
+        job = self.running
+        if job is not None:
+            self._record_end(job, error=f"{error.code}: {crash.how}")
+            self._end(job, error_message(error.code, f"{crash.describe()}", job.id))
+            log.warning("generation %s ended: %s", job.id, crash.how)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _end(self, job: Job, message: Message) -> None:
+        """The job's last message: it leaves the books before the client can act on it."""
+        job.ended = True
+        self.jobs.pop(job.id, None)
+        if self.running is job:
+            self.running = None
+            self._wake.set()
+        self.send(job.peer, message)
+        log.info("generation %s on %s ended (%s): %d tokens", job.id, job.pair_name, message.type, job.tokens)
 
     def _record_end(self, job: Job, summary: Optional[dict] = None, error: Optional[str] = None) -> None:
         if self.history is not None and job.started is not None:
             self.history.end(job.id, summary, error)
 
-    def _generate(self, job: Job, pair: ModelPair, post: Callable[[Message], None]) -> None:
-        with pair.exclusive():
-            events = generate(pair, job.request, job.cancel)
-            first = next(events)  # prompt errors (too long, empty) raise here, before "started"
-            job.started = time.monotonic()
-            if self.history is not None:
-                self.history.begin(job.id, pair.name, job.request.to_wire())
-            post(Message("started", Started(pair.name, job.request.mode, job.started - job.submitted).to_wire(), parent=job.id))
-            for event in _chain(first, events):
-                wire = event.to_wire()
-                if isinstance(event, TokenEvent):
-                    job.tokens += 1
-                    if self.history is not None:
-                        self.history.token(job.id, wire)
-                else:
-                    self._record_end(job, summary=wire)
-                post(Message(event.type, wire, parent=job.id))
-            log.info("generation %s on %s done: %d tokens", job.id, pair.name, job.tokens)
-
-    # -- messages --------------------------------------------------------------------------
     def _event(self, job: Job, event) -> None:
         self.send(job.peer, Message(event.type, event.to_wire(), parent=job.id))
 
@@ -214,12 +275,7 @@ class Scheduler:
             self._event(waiting, Queued(place=place))
 
     def _finish_unstarted(self, job: Job, reason: str) -> None:
-        self.jobs.pop(job.id, None)
         waited = time.monotonic() - job.submitted
-        self._event(job, Summary(n_tokens=0, n_takeovers=0, takeover_positions=(), finish_reason=reason,
-                                 tokens_per_second=0.0, elapsed_s=waited))
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
+        self._end(job, Message("summary", Summary(
+            n_tokens=0, n_takeovers=0, takeover_positions=(), finish_reason=reason, tokens_per_second=0.0,
+            elapsed_s=waited).to_wire(), parent=job.id))

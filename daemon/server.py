@@ -1,8 +1,9 @@
 """tokintd's socket loop: ZeroMQ ROUTER sockets, one asyncio loop, handlers per message type.
 
-The loop only parses, dispatches and sends; model loading and generation run on the llama
-thread (see scheduler.py). Every request gets a reply or an ``error``; nothing a client sends can stop
-the daemon serving everyone else.
+The loop only parses, dispatches and sends; model loading and generation run in the llama.cpp
+worker process (scheduler.py, supervisor.py, worker.py), so nothing llama.cpp does can end it.
+Every request gets a reply or an ``error``; nothing a client sends can stop the daemon serving
+everyone else.
 """
 from __future__ import annotations
 
@@ -18,17 +19,17 @@ import zmq
 import zmq.asyncio
 
 from tokint_local import __version__
-from tokint_local.backend import versions as backend_versions
 from tokint_local.errors import InvalidParameter, TokintError
 from tokint_local.events import GenerationRequest
 from tokint_local.history import HistoryWriter
-from tokint_local.status import DaemonStatus, LoadedPair, Offload
+from tokint_local.status import DaemonStatus, describe_pair
 from tokint_local.wire import (
     HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Message,
     ProtocolError, error_message,
 )
 
-from .registry import Registry
+from tokint_local.config import ModelsFile
+
 from .scheduler import Job, Scheduler
 from .security import CurveKeys, make_curve_server, restrict_ipc_socket, secure_ipc_endpoint
 
@@ -47,16 +48,16 @@ class Peer:
 
 
 class Daemon:
-    def __init__(self, registry: Registry, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None,
-                 history: Optional[HistoryWriter] = None):
-        self.registry = registry
+    def __init__(self, models: ModelsFile, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None,
+                 history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info"):
+        self.models = models
         self.local, self.remote, self.curve = list(local), list(remote), curve
         self.addresses = self.local + self.remote
         self.started = time.monotonic()
         self.ctx = zmq.asyncio.Context()
         self.sockets: list[zmq.asyncio.Socket] = []
         self.history = history
-        self.scheduler = Scheduler(registry, self.send, history)
+        self.scheduler = Scheduler(models_arg, self.send, history, log_level)
         self.last_seen: dict[Peer, float] = {}
         self.stopping = asyncio.Event()
         self._auth = None
@@ -109,11 +110,15 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stopping.set)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests) or no signals
                 pass
+        self.scheduler.start()
         readers = [loop.create_task(self._read(i, sock)) for i, sock in enumerate(self.sockets)]
         watchdog = loop.create_task(self._watch_clients())
         for name in preload:
-            await self.scheduler.on_llama_thread(self.registry.load, name)
-            log.info("preloaded pair %s", name)
+            try:
+                await self.scheduler.load(self.models.pair(name).name)
+                log.info("preloaded pair %s", name)
+            except TokintError as exc:
+                log.error("could not preload pair %s: %s", name, exc)
         await self.stopping.wait()
         log.info("shutting down")
         for task in readers:
@@ -126,8 +131,6 @@ class Daemon:
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()
-        await self.scheduler.on_llama_thread(self.registry.close)
-        self.scheduler.close()
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
         log.info("stopped")
@@ -184,7 +187,7 @@ class Daemon:
             now = time.monotonic()
             for job in list(self.scheduler.jobs.values()):
                 seen = self.last_seen.get(job.peer, now)
-                if now - seen > HEARTBEAT_TIMEOUT_S and not job.cancel.is_set():
+                if now - seen > HEARTBEAT_TIMEOUT_S and job.cancel_reason is None:
                     log.info("client of generation %s went silent; cancelling it", job.id)
                     self.scheduler.cancel(job.id, "cancelled")
             active = {job.peer for job in self.scheduler.jobs.values()}
@@ -198,7 +201,7 @@ class Daemon:
     async def _hello(self, peer: Peer, msg: Message) -> None:
         self.reply(peer, msg, {
             "daemon": "tokintd", "version": __version__, "protocol_version": PROTOCOL_VERSION, "pid": os.getpid(),
-            "models_file": str(self.registry.models.path), "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+            "models_file": str(self.models.path), "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
             "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S, "max_message_bytes": MAX_MESSAGE_BYTES,
         })
 
@@ -206,56 +209,50 @@ class Daemon:
         self.reply(peer, msg, {})
 
     async def _status(self, peer: Peer, msg: Message) -> None:
-        pairs = []
-        for name in self.registry.loaded_names():
-            pair = self.registry.get(name)
-            if pair is None:
-                continue
-            size = pair.base.memory_bytes() + (pair.reasoning.memory_bytes() if pair.reasoning is not pair.base else 0)
-            pairs.append(LoadedPair(name=name, base=str(pair.base.settings.path), reasoning=str(pair.reasoning.settings.path),
-                                    model_bytes=size, queue_length=self.scheduler.queue_length(name),
-                                    active=self.scheduler.active(name), base_offload=Offload(*pair.base.offload()),
-                                    reasoning_offload=Offload(*pair.reasoning.offload())))
+        worker = self.scheduler.worker.status()
         status = DaemonStatus(
-            version=__version__, protocol_version=PROTOCOL_VERSION, versions=backend_versions(),
-            uptime_s=time.monotonic() - self.started, pid=os.getpid(), models_file=str(self.registry.models.path),
-            addresses=self.addresses, memory_rss_bytes=_rss_bytes(), model_bytes=self.registry.model_bytes(),
-            queue_length=self.scheduler.queue_length(), loaded_pairs=pairs,
+            version=__version__, protocol_version=PROTOCOL_VERSION, versions=dict(self.scheduler.worker.versions),
+            uptime_s=time.monotonic() - self.started, pid=os.getpid(), models_file=str(self.models.path),
+            addresses=self.addresses, memory_rss_bytes=_rss_bytes() + worker.memory_rss_bytes,
+            model_bytes=self.scheduler.model_bytes, queue_length=self.scheduler.queue_length(),
+            loaded_pairs=self.scheduler.loaded_pairs(), worker=worker,
             history_path=str(self.history.path) if self.history else None,
             history_problem=self.history.problem if self.history else None,
         )
         self.reply(peer, msg, status.to_wire())
 
     async def _list_pairs(self, peer: Peer, msg: Message) -> None:
-        listing = await asyncio.to_thread(self.registry.listing)
-        self.reply(peer, msg, {"pairs": [p.to_wire() for p in listing], "default_pair": self.registry.models.default_pair})
+        models, loaded = self.models, set(self.scheduler.loaded)
+        listing = await asyncio.to_thread(
+            lambda: [describe_pair(entry, name == models.default_pair, name in loaded) for name, entry in models.pairs.items()])
+        self.reply(peer, msg, {"pairs": [p.to_wire() for p in listing], "default_pair": models.default_pair})
 
     def _pair_name(self, content: dict[str, Any], required: bool) -> str:
         name = content.get("pair")
         if name is None and not required:
-            return self.registry.models.pair(None).name
+            return self.models.pair(None).name
         if not isinstance(name, str):
             raise InvalidParameter("pair: must be a pair name")
-        return self.registry.models.pair(name).name
+        return self.models.pair(name).name
 
     async def _load_pair(self, peer: Peer, msg: Message) -> None:
         name = self._pair_name(msg.content, required=False)
         started = time.monotonic()
-        await self.scheduler.on_llama_thread(self.registry.load, name)
+        await self.scheduler.load(name)
         self.reply(peer, msg, {"pair": name, "loaded": True, "seconds": time.monotonic() - started})
 
     async def _unload_pair(self, peer: Peer, msg: Message) -> None:
         name = self._pair_name(msg.content, required=True)
         if self.scheduler.busy(name):
             raise _Busy(f"pair {name!r} has generations running or queued; cancel them first")
-        was_loaded = await self.scheduler.on_llama_thread(self.registry.unload, name)
+        was_loaded = await self.scheduler.unload(name)
         self.reply(peer, msg, {"pair": name, "unloaded": was_loaded})
 
     async def _generate(self, peer: Peer, msg: Message) -> None:
         pair = msg.content.get("pair")
         if pair is not None and not isinstance(pair, str):
             raise InvalidParameter("pair: must be a pair name")
-        entry = self.registry.models.pair(pair)
+        entry = self.models.pair(pair)
         request = GenerationRequest.from_wire({**entry.defaults, **msg.content})  # fields not sent: the pair's defaults
         if msg.id in self.scheduler.jobs:
             raise InvalidParameter(f"a generation with id {msg.id!r} is already running; use a fresh message id")

@@ -44,6 +44,12 @@ class BackendError(TokintError):
     code = "backend_error"
 
 
+class BackendCrashed(TokintError):
+    """The daemon's llama.cpp worker died (abort, segfault, killed) while serving the request."""
+
+    code = "backend_crashed"
+
+
 class DaemonUnavailable(TokintError):
     """Nothing answered at the daemon's address, or it stopped answering."""
 
@@ -60,7 +66,7 @@ class DaemonError(TokintError):
 
 _BY_CODE = {cls.code: cls for cls in (
     InvalidParameter, ConfigError, UnknownPair, ModelFileMissing, ModelLoadError, IncompatiblePair, PromptTooLong,
-    BackendError,
+    BackendError, BackendCrashed,
 )}
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Any, Callable, TextIO
 
 from .events import Loading, Queued, StreamEvent, Summary, TokenEvent
-from .status import DaemonStatus, ModelFile, PairListing
+from .status import DaemonStatus, ModelFile, PairListing, WorkerStatus
 
 
 def color_wanted(stream: TextIO) -> bool:
@@ -86,11 +86,14 @@ def status_text(status: DaemonStatus) -> str:
         + ", ".join(f"{k} {v}" for k, v in status.versions.items()),
         f"listening:   {', '.join(status.addresses)}",
         f"models file: {status.models_file}",
-        f"memory:      {human_bytes(status.memory_rss_bytes)} resident, {human_bytes(status.model_bytes)} of it model weights",
+        f"memory:      {human_bytes(status.memory_rss_bytes)} resident (daemon and worker), "
+        f"{human_bytes(status.model_bytes)} of it model weights",
         f"queue:       {status.queue_length} waiting",
         "history:     " + ("not recorded" if not status.history_path else
                            f"{status.history_path}" + (f" - NOT WRITABLE: {status.history_problem}" if status.history_problem else "")),
     ]
+    if status.worker is not None:
+        lines.append("worker:      " + worker_text(status.worker))
     if not status.loaded_pairs:
         lines.append("pairs:       none loaded (a pair loads on its first generation, or with --preload)")
     for pair in status.loaded_pairs:
@@ -103,6 +106,20 @@ def status_text(status: DaemonStatus) -> str:
             if off is not None:
                 lines.append(f"    {role}: {off.backend}, {off.gpu_layers}/{off.n_layers} layers on the GPU")
     return "\n".join(lines)
+
+
+def worker_text(w: WorkerStatus) -> str:
+    """One line on the llama.cpp worker: pid, uptime, restarts and the last crash."""
+    if w.state == "running":
+        text = f"pid {w.pid}, up {duration(w.uptime_s)}"
+    elif w.state == "backoff":
+        text = f"restarting in {w.restart_in_s or 0:.0f} s after repeated crashes"
+    else:
+        text = w.state
+    text += f", {w.restarts} restart{'s' if w.restarts != 1 else ''}"
+    if w.last_crash:
+        text += f"; last crash {duration(w.last_crash_ago_s or 0)} ago: {w.last_crash}"
+    return text
 
 
 def _model_cell(m: ModelFile) -> str:

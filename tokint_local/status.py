@@ -114,6 +114,21 @@ class LoadedPair:
 
 
 @dataclass(frozen=True)
+class WorkerStatus:
+    """The llama.cpp worker process that tokintd supervises (daemon/supervisor.py)."""
+
+    state: str  # "running", "starting", "backoff" (waiting to restart after repeated crashes), "stopped"
+    pid: Optional[int]
+    uptime_s: float
+    restarts: int  # workers started again after a crash
+    crashes: int  # crashes remembered (the most recent 16)
+    last_crash: Optional[str] = None  # how the last worker died: "was killed by SIGSEGV", ...
+    last_crash_ago_s: Optional[float] = None
+    restart_in_s: Optional[float] = None  # in backoff: seconds until the next start
+    memory_rss_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     version: str
     protocol_version: int
@@ -128,6 +143,7 @@ class DaemonStatus:
     loaded_pairs: list[LoadedPair] = field(default_factory=list)
     history_path: Optional[str] = None  # where generations are recorded; None: not recorded
     history_problem: Optional[str] = None  # why recording stopped, if it did
+    worker: Optional[WorkerStatus] = None  # None: a daemon without a worker process (protocol 1 daemons)
 
     @property
     def active(self) -> list[ActiveGeneration]:
@@ -149,6 +165,8 @@ class DaemonStatus:
                     pk[role] = Offload(**_known(Offload, p[role]))
             pairs.append(LoadedPair(**pk))
         kwargs["loaded_pairs"] = pairs
+        if isinstance(body.get("worker"), dict):
+            kwargs["worker"] = WorkerStatus(**_known(WorkerStatus, body["worker"]))
         return cls(**kwargs)
 
 

@@ -1,0 +1,159 @@
+"""tokintd's llama.cpp worker: a process of its own that owns the models and runs generations.
+
+llama.cpp can end a process at any moment (GGML_ASSERT aborts, segfaults, the OOM killer), so it
+runs here and not in the daemon, as Ollama runs its model runners. The daemon (supervisor.py)
+starts this module as ``python -m daemon.worker``, writes commands to its stdin and reads events
+from a copy of its original stdout (fd 1 itself is pointed at stderr so that nothing llama.cpp
+prints can corrupt the channel). Framing: channel.py.
+
+Every llama.cpp call happens on this process's main thread (OpenMP gives each calling thread its
+own team; docs/PERFORMANCE.md). A reader thread only parses commands: it sets the Cancel of a
+generation at once and queues everything else for the main thread. When stdin closes (the daemon
+is gone) every generation is cancelled and the worker exits.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any, Optional, Sequence
+
+from tokint_local.backend import versions
+from tokint_local.config import load_models
+from tokint_local.engine import Cancel, generate
+from tokint_local.errors import TokintError
+from tokint_local.events import GenerationRequest, TokenEvent
+
+from .channel import ChannelClosed, job_message, read_frame_fd, write_frame_fd
+from .registry import Registry
+
+log = logging.getLogger("tokintd.worker")
+
+
+class Worker:
+    def __init__(self, registry: Registry, out_fd: int, in_fd: int):
+        self.registry = registry
+        self.out_fd, self.in_fd = out_fd, in_fd
+        self.commands: queue.Queue[Optional[dict[str, Any]]] = queue.Queue()
+        self.cancels: dict[str, Cancel] = {}
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, job: Optional[str] = None, content: Optional[dict[str, Any]] = None) -> None:
+        write_frame_fd(self.out_fd, job_message(kind, job, content))
+
+    # -- the reader thread -----------------------------------------------------------------
+    def read_commands(self) -> None:
+        try:
+            while True:
+                command = read_frame_fd(self.in_fd)
+                op, job = command.get("op"), command.get("job")
+                if op == "cancel":
+                    self._cancel_of(job).cancel(command.get("reason") or "cancelled")
+                    continue
+                if op == "generate":
+                    self._cancel_of(job)  # a cancel may arrive before the main thread gets to it
+                self.commands.put(command)
+        except (ChannelClosed, OSError) as exc:
+            log.info("the daemon's channel closed (%s); stopping", exc)
+        with self._lock:
+            for cancel in self.cancels.values():
+                cancel.cancel("shutdown")
+        self.commands.put(None)
+
+    def _cancel_of(self, job: str) -> Cancel:
+        with self._lock:
+            return self.cancels.setdefault(job, Cancel())
+
+    # -- the main thread -------------------------------------------------------------------
+    def serve(self) -> None:
+        self.send("ready", content={"pid": os.getpid(), "versions": versions()})
+        while True:
+            command = self.commands.get()
+            if command is None or command.get("op") == "exit":
+                break
+            op, job = command.get("op"), command.get("job")
+            try:
+                if op == "generate":
+                    self.generate(job, command["pair"], command["request"])
+                elif op == "load":
+                    self.send("loaded", job, self.load(command.get("pair")))
+                elif op == "unload":
+                    was_loaded = self.registry.unload(command["pair"])
+                    self.send("unloaded", job, {"pair": command["pair"], "was_loaded": was_loaded,
+                                                "all_model_bytes": self.registry.model_bytes()})
+                else:
+                    self.send("error", job, {"code": "internal", "message": f"worker: unknown op {op!r}"})
+            except TokintError as exc:
+                self.send("error", job, {"code": exc.code, "message": str(exc)})
+            except Exception as exc:  # a bug in one request must not end the worker
+                log.exception("%s %s failed", op, job)
+                self.send("error", job, {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}"})
+            finally:
+                with self._lock:
+                    self.cancels.pop(job, None)
+        self.registry.close()
+
+    def load(self, name: Optional[str]) -> dict[str, Any]:
+        started = time.monotonic()
+        pair = self.registry.load(name)
+        return {**loaded_pair_info(self.registry, pair.name), "seconds": time.monotonic() - started}
+
+    def generate(self, job: str, pair_name: str, wire: dict[str, Any]) -> None:
+        cancel = self._cancel_of(job)
+        if cancel.is_set():
+            self.send("summary", job, {"unstarted": True, "finish_reason": cancel.reason})
+            return
+        request = GenerationRequest.from_wire(wire)
+        if self.registry.get(pair_name) is None:
+            self.send("loading", job, {"pair": pair_name})
+            self.send("loaded", None, self.load(pair_name))
+        pair = self.registry.get(pair_name) or self.registry.load(pair_name)
+        with pair.exclusive():
+            events = generate(pair, request, cancel)
+            first = next(events)  # prompt errors (too long, empty) raise here, before "started"
+            self.send("started", job)
+            self._event(job, first)
+            for event in events:
+                self._event(job, event)
+
+    def _event(self, job: str, event: Any) -> None:
+        self.send("token" if isinstance(event, TokenEvent) else "summary", job, event.to_wire())
+
+
+def loaded_pair_info(registry: Registry, name: str) -> dict[str, Any]:
+    """What the daemon's status reports about a loaded pair (status.LoadedPair's fields)."""
+    pair = registry.get(name)
+    size = pair.base.memory_bytes() + (pair.reasoning.memory_bytes() if pair.reasoning is not pair.base else 0)
+    return {
+        "pair": name, "base": str(pair.base.settings.path), "reasoning": str(pair.reasoning.settings.path),
+        "model_bytes": size, "all_model_bytes": registry.model_bytes(),
+        "base_offload": list(pair.base.offload()), "reasoning_offload": list(pair.reasoning.offload()),
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="tokintd-worker", description="tokintd's llama.cpp worker (started by tokintd).")
+    p.add_argument("--models", help="models.toml, as tokintd was given it")
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    # The channel is the stdout we were given; fd 1 becomes stderr so stray prints cannot corrupt it.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(Registry(load_models(args.models)), out_fd, 0)
+    threading.Thread(target=worker.read_commands, name="commands", daemon=True).start()
+    try:
+        worker.serve()
+    except (BrokenPipeError, ChannelClosed):  # the daemon is gone; nobody to tell
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
