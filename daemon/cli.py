@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokintd", description="tokint daemon: keeps model pairs loaded and serves generations over ZeroMQ.")
     p.add_argument("--models", help="models.toml (default: $TOKINT_MODELS or the shipped one)")
     p.add_argument("--bind", action="append", metavar="ADDR",
-                   help="listen here (repeatable; default: the per-user ipc socket and tcp://127.0.0.1:7411)")
+                   help="listen here (repeatable; default: the per-user ipc socket only). Every tcp:// address, "
+                        "loopback included, requires CURVE keys (made in $TOKINT_HOME/curve on first use)")
     p.add_argument("--preload", action="append", default=[], metavar="PAIR", help="load this pair at start (repeatable)")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback --bind addresses, with CURVE keys required")
     p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
@@ -39,13 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def keygen_main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="tokintd keygen", description="Write CURVE keys for remote clients.")
+    p = argparse.ArgumentParser(prog="tokintd keygen", description="Write CURVE keys for TCP clients.")
     p.add_argument("--dir", type=Path, default=None, help="folder for the keys (default: $TOKINT_HOME/curve)")
     args = p.parse_args(argv)
     folder = args.dir or curve_dir()
     keygen(folder)
-    print(f"keys in {folder} (owner-only). Give remote clients server.key and client.key_secret;\n"
-          f"start the daemon with --allow-remote --bind tcp://0.0.0.0:7411")
+    print(f"keys in {folder} (owner-only). Your own clients find them there; give clients on other machines\n"
+          f"server.key and client.key_secret, and start the daemon with --allow-remote --bind tcp://0.0.0.0:7411")
     return 0
 
 

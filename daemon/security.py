@@ -1,5 +1,6 @@
-"""Who may talk to tokintd: loopback and a user-only ipc socket by default; anything wider only
-with --allow-remote and CURVE keys (``tokintd keygen``)."""
+"""Who may talk to tokintd: its owner. The ipc socket is owner-only (folder 0700, socket 0600);
+every TCP listener, loopback included, requires CURVE keys from TOKINT_HOME/curve (made on the
+first start that binds TCP); a non-loopback address also needs --allow-remote."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from typing import Optional
 import zmq
 import zmq.auth
 
-from tokint_local.addresses import curve_dir, ensure_private_dir, is_local
+from tokint_local.addresses import curve_dir, ensure_private_dir, is_local, needs_curve
 from tokint_local.errors import ConfigError
 
 SERVER_NAME = "server"
@@ -26,27 +27,34 @@ class CurveKeys:
 
 
 def split_binds(addresses: list[str], allow_remote: bool, keys_dir: Optional[Path]) -> tuple[list[str], list[str], Optional[CurveKeys]]:
-    """Local and remote addresses, and the server keys the remote ones need; ConfigError if refused."""
-    local = [a for a in addresses if is_local(a)]
-    remote = [a for a in addresses if not is_local(a)]
-    if not remote:
-        return local, remote, None
-    if not allow_remote:
+    """The owner-only ipc addresses, the TCP ones, and the CURVE keys the TCP ones need.
+
+    Keys for a loopback-only daemon are created on first use (owner-only files); a non-loopback
+    address needs --allow-remote and keys made beforehand with ``tokintd keygen``. ConfigError if refused.
+    """
+    local = [a for a in addresses if not needs_curve(a)]
+    tcp = [a for a in addresses if needs_curve(a)]
+    if not tcp:
+        return local, tcp, None
+    remote = [a for a in tcp if not is_local(a)]
+    if remote and not allow_remote:
         raise ConfigError(
             f"refusing to listen on {remote[0]}: it is not loopback. Anyone who can reach it could use your models; "
             "run `tokintd keygen`, then start with --allow-remote to require CURVE keys"
         )
-    keys = load_server_keys(keys_dir or curve_dir())
-    return local, remote, keys
+    folder = keys_dir or curve_dir()
+    if not remote and not (folder / f"{SERVER_NAME}.key_secret").is_file():
+        keygen(folder)  # loopback TCP: the owner's clients find these keys by themselves
+    return local, tcp, load_server_keys(folder)
 
 
 def load_server_keys(folder: Path) -> CurveKeys:
     secret_file = folder / f"{SERVER_NAME}.key_secret"
     authorized = folder / "authorized"
     if not secret_file.is_file():
-        raise ConfigError(f"--allow-remote needs CURVE keys, and {secret_file} does not exist; run `tokintd keygen`")
+        raise ConfigError(f"a TCP listener needs CURVE keys, and {secret_file} does not exist; run `tokintd keygen`")
     if not authorized.is_dir() or not any(authorized.glob("*.key")):
-        raise ConfigError(f"--allow-remote needs at least one authorized client key in {authorized}; run `tokintd keygen`")
+        raise ConfigError(f"a TCP listener needs at least one authorized client key in {authorized}; run `tokintd keygen`")
     public, secret = zmq.auth.load_certificate(str(secret_file))
     return CurveKeys(public=public, secret=secret, authorized_dir=authorized)
 

@@ -48,11 +48,11 @@ class Peer:
 
 
 class Daemon:
-    def __init__(self, models: ModelsFile, local: list[str], remote: list[str] = (), curve: Optional[CurveKeys] = None,
+    def __init__(self, models: ModelsFile, local: list[str], tcp: list[str] = (), curve: Optional[CurveKeys] = None,
                  history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info"):
         self.models = models
-        self.local, self.remote, self.curve = list(local), list(remote), curve
-        self.addresses = self.local + self.remote
+        self.local, self.tcp, self.curve = list(local), list(tcp), curve  # tcp: CURVE-authenticated
+        self.addresses = self.local + self.tcp
         self.started = time.monotonic()
         self.ctx = zmq.asyncio.Context()
         self.sockets: list[zmq.asyncio.Socket] = []
@@ -81,10 +81,10 @@ class Daemon:
                 finally:
                     os.umask(old)
                 restrict_ipc_socket(address)
-        if self.remote:
+        if self.tcp:
             sock = self._router()
             make_curve_server(sock, self.curve)
-            for address in self.remote:
+            for address in self.tcp:
                 sock.bind(address)
         log.info("listening on %s", ", ".join(self.addresses))
 
@@ -99,7 +99,7 @@ class Daemon:
 
     async def serve(self, preload: list[str] = ()) -> None:
         loop = asyncio.get_running_loop()
-        if self.remote:  # the ZAP handler answers CURVE handshakes; it needs this running loop
+        if self.tcp:  # the ZAP handler answers CURVE handshakes; it needs this running loop
             from zmq.auth.asyncio import AsyncioAuthenticator
 
             self._auth = AsyncioAuthenticator(self.ctx)

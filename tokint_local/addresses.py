@@ -1,8 +1,9 @@
 """Where tokintd listens and how clients find it.
 
-By default the daemon listens on an ipc socket in a per-user runtime folder (mode 0700) and on
-``tcp://127.0.0.1:7411``. Clients use ``--connect ADDR``, else ``$TOKINT_ADDRESS``, else the ipc
-socket. Anything but loopback and ipc is "remote" and needs CURVE keys (``tokintd keygen``).
+By default the daemon listens only on an ipc socket in a per-user runtime folder (mode 0700).
+TCP is off unless asked for (``--bind tcp://127.0.0.1:7411``), and then every TCP connection,
+loopback included, must authenticate with CURVE keys: loopback is no boundary between the users
+of one machine. Clients use ``--connect ADDR``, else ``$TOKINT_ADDRESS``, else the ipc socket.
 """
 from __future__ import annotations
 
@@ -46,7 +47,12 @@ def default_ipc_address() -> str:
 
 
 def default_bind_addresses() -> list[str]:
-    return [default_ipc_address(), f"tcp://127.0.0.1:{DEFAULT_TCP_PORT}"]
+    return [default_ipc_address()]
+
+
+def needs_curve(address: str) -> bool:
+    """True for every address another local user could reach: TCP, loopback included."""
+    return not address.startswith(("ipc://", "inproc://"))
 
 
 def client_address(explicit: Optional[str] = None) -> str:

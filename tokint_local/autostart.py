@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from .addresses import client_address, default_bind_addresses, default_ipc_address, is_local
+from .addresses import client_address, is_local
 from .client import Client
 from .config import models_path, tokint_home
 from .errors import ConfigError, DaemonUnavailable
@@ -20,9 +20,7 @@ START_TIMEOUT_S = 30.0
 def daemon_command(address: str, models: Optional[str]) -> list[str]:
     exe = shutil.which("tokintd", path=str(Path(sys.executable).parent)) or shutil.which("tokintd")
     cmd = [exe] if exe else [sys.executable, "-m", "daemon.cli"]
-    binds = default_bind_addresses() if address == default_ipc_address() else [address]
-    for bind in binds:
-        cmd += ["--bind", bind]
+    cmd += ["--bind", address]  # only what this client will use: never a port another daemon may hold
     if models:
         cmd += ["--models", str(models)]
     return cmd
@@ -48,7 +46,7 @@ def start_daemon(address: str, models: Optional[str], err: TextIO) -> None:
         try:
             probe.hello(timeout=0.5)
             return
-        except DaemonUnavailable:
+        except (DaemonUnavailable, ConfigError):  # ConfigError: its TCP keys are not written yet
             time.sleep(0.1)
         finally:
             probe.close()

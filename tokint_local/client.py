@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Iterator, Optional
 import zmq
 import zmq.asyncio
 
-from .addresses import client_address, curve_dir as default_curve_dir, is_local
+from .addresses import client_address, curve_dir as default_curve_dir, needs_curve
 from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
 from .events import GenerationRequest, StreamEvent, stream_event_from_wire
 from .status import DaemonStatus, PairListing
@@ -59,12 +59,17 @@ class AsyncClient:
     def _connect(self) -> zmq.asyncio.Socket:
         if self._sock is not None:
             return self._sock
-        if self.address.startswith("ipc://") and not Path(self.address[len("ipc://"):]).exists():
-            raise DaemonUnavailable(f"no tokintd at {self.address} (no socket file); start it with `tokintd`")
+        if self.address.startswith("ipc://"):
+            try:
+                present = Path(self.address[len("ipc://"):]).exists()
+            except PermissionError:
+                raise DaemonUnavailable(f"no access to {self.address}: its folder belongs to another user") from None
+            if not present:
+                raise DaemonUnavailable(f"no tokintd at {self.address} (no socket file); start it with `tokintd`")
         self._ctx = zmq.asyncio.Context()
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        if self._curve_dir is not None or not is_local(self.address):
+        if self._curve_dir is not None or needs_curve(self.address):
             _setup_curve_client(sock, self._curve_dir or default_curve_dir())
         try:
             sock.connect(self.address)
