@@ -15,7 +15,7 @@ import zmq
 from tokint_local.client import Client
 from tokint_local.engine import generate
 from tokint_local.errors import (
-    DaemonError, DaemonUnavailable, IncompatiblePair, InvalidParameter, PromptTooLong, UnknownPair,
+    ConfigError, DaemonError, DaemonUnavailable, IncompatiblePair, InvalidParameter, PromptTooLong, UnknownPair,
 )
 from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
 
@@ -299,6 +299,12 @@ def test_unknown_fields_are_ignored(shared_daemon):
 def test_nothing_listening_is_daemon_unavailable(tmp_path):
     with pytest.raises(DaemonUnavailable, match="no tokintd"):
         Client(f"ipc://{tmp_path}/none.sock").hello()
+    with pytest.raises(ConfigError, match="CURVE keys"):  # TCP always authenticates: no keys, no try
+        Client("tcp://127.0.0.1:9").hello(timeout=0.3)
+    from daemon.security import keygen
+    from tokint_local.addresses import curve_dir
+
+    keygen(curve_dir())
     c = Client("tcp://127.0.0.1:9")  # nothing there
     with pytest.raises(DaemonUnavailable, match="no answer"):
         c.hello(timeout=0.3)

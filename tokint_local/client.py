@@ -333,8 +333,9 @@ def _setup_curve_client(sock: zmq.Socket, folder: Path) -> None:
     client_secret = folder / "client.key_secret"
     if not (server_public.is_file() and client_secret.is_file()):
         raise ConfigError(
-            f"a remote tokintd needs CURVE keys: copy server.key and client.key_secret from the daemon's "
-            f"TOKINT_HOME/curve into {folder} (or set TOKINT_HOME)"
+            f"tokintd over TCP needs CURVE keys, and {folder} has none: on the daemon's machine they are in its "
+            f"TOKINT_HOME/curve (made when it first listens on TCP); elsewhere copy server.key and client.key_secret "
+            f"from there into {folder} (or set TOKINT_HOME), or use the ipc socket"
         )
     public, secret = zmq.auth.load_certificate(str(client_secret))
     server, _ = zmq.auth.load_certificate(str(server_public))
