@@ -92,7 +92,7 @@ class Support:
     """What this kernel and account offer for confining code."""
     landlock_abi: int  # 0: no Landlock
     seccomp: bool
-    namespaces: bool  # a private mount namespace can be made (as root, or in a user namespace)
+    namespaces: Optional[bool]  # a private mount namespace can be made; None: not tried, Landlock is there
     root: bool
     kernel: str
 
@@ -114,11 +114,13 @@ def support() -> Support:
         seccompy.syscalls.audit_arch()  # seccompy knows x86_64 and aarch64 only
     except OSError:  # seccompy's UnsupportedError included
         filters = False
-    return Support(abi, filters, _namespaces_work(root), root, platform.release())
+    return Support(abi, filters, None if abi else namespaces_work(), root, platform.release())
 
 
-def _namespaces_work(root: bool) -> bool:
+@functools.lru_cache(maxsize=None)
+def namespaces_work() -> bool:
     """Whether a private mount namespace can be made here (tried in a child, which then exits)."""
+    root = os.geteuid() == 0
     if not sys.platform.startswith("linux"):
         return False
     pid = os.fork()
@@ -340,10 +342,14 @@ def _bind(path: str, new_root: str, read_only: bool) -> None:
     else:
         open(target, "wb").close()
     _mount(path.encode(), target, None, _MS_BIND | _MS_REC)
-    if read_only:
-        kept = os.statvfs(path).f_flag
+    if not read_only:
+        return
+    with open("/proc/self/mountinfo") as f:  # the bind's own mounts below it (a separate /usr/local, say) too
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    for point in [target, *sorted(p for p in points if p.startswith(target + "/"))]:
+        kept = os.statvfs(point).f_flag
         flags = sum(ms for st, ms in _LOCKED if kept & st)
-        _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags)
+        _mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags)
 
 
 def _mount(source: Optional[bytes], target: str, fstype: Optional[bytes], flags: int, data: Optional[bytes] = None) -> None:
