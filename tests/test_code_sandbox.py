@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
