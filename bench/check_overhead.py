@@ -48,15 +48,29 @@ def run_unconfined(program: str, timeout: float = CODE_TIMEOUT_S) -> bool:
     return proc.returncode == 0
 
 
-def timed(ways: list, programs: list[str]) -> list[list[float]]:
-    """Seconds per program for each way, the ways interleaved so that a busy machine slows all alike."""
-    times: list[list[float]] = [[] for _ in ways]
+def cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children: less swayed by a busy machine than wall time."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(ways: list, programs: list[str]) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and CPU seconds per program for each way, the ways taking turns on each program so that
+    a busy machine slows all alike."""
+    wall: list[list[float]] = [[] for _ in ways]
+    cpu: list[list[float]] = [[] for _ in ways]
     for program in programs:
         for i, (_, fn) in enumerate(ways):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_s()
             assert fn(program), program[-300:]
-            times[i].append(time.perf_counter() - t0)
-    return times
+            wall[i].append(time.perf_counter() - t0)
+            cpu[i].append(cpu_s() - c0)
+    return wall, cpu
+
+
+def paired_ms(xs: list[float], base: list[float]) -> float:
+    """Median over programs of this way's time minus the unconfined way's on the same program, in ms."""
+    return statistics.median(x - b for x, b in zip(xs, base)) * 1e3
 
 
 def main() -> None:
@@ -81,13 +95,15 @@ def main() -> None:
         ways.append(("mount namespace + seccomp", lambda p: run_code(p, files="namespaces")[0]))
 
     timed(ways, ["pass\n"] * 3)  # warm the page cache
-    empty = timed(ways, ["pass\n"] * args.repeats)
-    checks = timed(ways, humaneval)
+    empty_wall, empty_cpu = timed(ways, ["pass\n"] * args.repeats)
+    check_wall, check_cpu = timed(ways, humaneval)
     rows = []
-    for (name, _), e, c in zip(ways, empty, checks):
-        empty_ms, check_ms = statistics.median(e) * 1e3, statistics.median(c) * 1e3
-        base_empty, base_check = statistics.median(empty[0]) * 1e3, statistics.median(checks[0]) * 1e3
-        rows.append([name, empty_ms, empty_ms - base_empty, check_ms, check_ms - base_check, sum(c)])
+    for i, (name, _) in enumerate(ways):
+        rows.append([name,
+                     statistics.median(empty_wall[i]) * 1e3, paired_ms(empty_wall[i], empty_wall[0]),
+                     statistics.median(empty_cpu[i]) * 1e3, paired_ms(empty_cpu[i], empty_cpu[0]),
+                     statistics.median(check_wall[i]) * 1e3, paired_ms(check_wall[i], check_wall[0]),
+                     statistics.median(check_cpu[i]) * 1e3, paired_ms(check_cpu[i], check_cpu[0])])
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder) / "work"
@@ -102,8 +118,10 @@ def main() -> None:
 
     print(f"# check overhead — {machine()} (1 core used), Linux {support.kernel}, "
           f"{'root' if support.root else 'user'}, git {git_rev()}\n")
-    print(table(["way", "empty program ms (median)", "+ms", f"HumanEval check ms (median of {len(humaneval)})",
-                 "+ms", "HumanEval total s"], rows))
+    print(f"medians in ms; +: median of the paired differences with the unconfined way; "
+          f"{args.repeats} empty programs, {len(humaneval)} HumanEval checks\n")
+    print(table(["way", "empty: wall", "+", "empty: CPU", "+", "HumanEval check: wall", "+",
+                 "HumanEval check: CPU", "+"], rows))
     print(f"\nparent's share (Sandbox(): process count + Landlock ruleset): "
           f"median {statistics.median(setup) * 1e3:.2f} ms over {len(setup)}")
 
