@@ -181,8 +181,8 @@ def run_code(program: str, timeout: float = CODE_TIMEOUT_S, files: Optional[str]
             finally:
                 _kill_group(proc.pid)  # and whatever it started (seccomp keeps them all in its process group)
                 proc.wait()
-            errors.seek(0)
-            stderr = errors.read(1 << 20).decode("utf-8", errors="replace")
+            errors.seek(max(0, errors.seek(0, os.SEEK_END) - (64 << 10)))  # its end: the last line is what we keep
+            stderr = errors.read().decode("utf-8", errors="replace")
     if proc.returncode == 0:
         return True, ""
     return False, (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
