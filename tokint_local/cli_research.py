@@ -187,6 +187,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             events = list(client.generate(prompt, f.pop("pair"), **f))
             return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
     sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {out}\n")
+    if any(item.checker == "code" for item in items):
+        from .confine import shortfalls, support
+
+        for note in shortfalls(support()):  # what the kernel here cannot confine, said once
+            sys.stderr.write(f"tokint: {note}\n")
     try:
         records = run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit)
     finally:

@@ -17,29 +17,34 @@ The final answer is the content of the last ``\\boxed{...}``, else what follows 
 "answer:" (any case), else the last non-empty line.
 
 Code runs in a separate Python process: isolated mode (no site packages from the environment's
-paths, no user site), an empty environment, a fresh temporary folder as its working directory,
-limits on time, memory and file size, and networking disabled (socket creation raises).
+paths, no user site), an empty environment, a fresh temporary folder as its working directory, and
+confined by the kernel (``confine.py``): no network, no file outside its folder but the
+interpreter's and the system's (read-only), limits on time, memory, file size and processes.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import resource
+import select
+import signal
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .confine import Limits, Sandbox
 from .errors import ConfigError
 
 CHECKERS = ("exact", "numeric", "code")
 CODE_TIMEOUT_S = 10.0
 CODE_MEMORY_BYTES = 1 << 30
+CODE_FILE_BYTES = 10 << 20
+CODE_PROCESSES = 32
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+# Only for a clear message: the kernel (seccomp, see confine.py) is what stops the network.
 _NO_NETWORK = """
 import socket as _s
 def _blocked(*a, **k):
@@ -153,26 +158,58 @@ def extract_code(response: str, entry_point: Optional[str] = None) -> str:
     return response
 
 
-def _limits() -> None:  # runs in the child before exec
-    os.setsid()
-    resource.setrlimit(resource.RLIMIT_AS, (CODE_MEMORY_BYTES, CODE_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (int(CODE_TIMEOUT_S) + 1, int(CODE_TIMEOUT_S) + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (10 << 20, 10 << 20))
-
-
-def run_code(program: str, timeout: float = CODE_TIMEOUT_S) -> tuple[bool, str]:
-    """Run ``program`` isolated (see the module docstring); (passed, what went wrong)."""
+def run_code(program: str, timeout: float = CODE_TIMEOUT_S, files: Optional[str] = None) -> tuple[bool, str]:
+    """Run ``program`` isolated and confined (see the module docstring); (passed, what went wrong).
+    ``files`` forces how file access is confined (``confine.FILES_MODES``); by default the best here."""
     with tempfile.TemporaryDirectory(prefix="tokint-check-") as folder:
-        path = Path(folder) / "check.py"
+        work = Path(folder) / "work"
+        work.mkdir()
+        path = work / "check.py"
         path.write_text(_NO_NETWORK + "\n" + program, encoding="utf-8")
-        try:
-            proc = subprocess.run([sys.executable, "-I", "-S", str(path)], cwd=folder, env={"PATH": "/usr/bin:/bin"},
-                                  capture_output=True, text=True, timeout=timeout, preexec_fn=_limits)
-        except subprocess.TimeoutExpired:
-            return False, f"timed out after {timeout:g} s"
+        sandbox = Sandbox(work, Limits(timeout, CODE_MEMORY_BYTES, CODE_FILE_BYTES, CODE_PROCESSES), files)
+        # A file, not a pipe: a process the check left behind could hold a pipe open past its end.
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen([sandbox.interpreter, "-I", "-S", str(path)], cwd=work,
+                                        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(work)}, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=sandbox.enter)
+            finally:
+                sandbox.close()
+            try:
+                if not _exited(proc, timeout):
+                    return False, f"timed out after {timeout:g} s"
+            finally:
+                _kill_group(proc.pid)  # and whatever it started (seccomp keeps them all in its process group)
+                proc.wait()
+            errors.seek(max(0, errors.seek(0, os.SEEK_END) - (64 << 10)))  # its end: the last line is what we keep
+            stderr = errors.read().decode("utf-8", errors="replace")
     if proc.returncode == 0:
         return True, ""
-    return False, (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
+    return False, (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
+
+
+def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether ``proc`` ends within ``timeout``, told by a pidfd at once (Popen.wait with a timeout
+    polls, which costs a check up to 50 ms)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def check(item: Item, response: str) -> tuple[bool, str]:
