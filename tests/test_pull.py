@@ -250,6 +250,7 @@ def test_a_cut_cache_file_is_reported_and_pull_repairs_it(hub, hub_env, tmp_path
     assert blob.read_bytes() == whole
     ranges = [rng for method, path, rng in hub.requests[seen:] if method == "GET" and "tiny-base" in path]
     assert ranges == [f"bytes={half}-"]  # the kept half was resumed from, and the whole checked
+    print(f"cut to {half:,} of {len(whole):,} bytes: pairs said so; pull resumed with Range {ranges[0]} and repaired it")
     assert pairs_json(hub_env, models)["compatible"] is True
 
     entry = verified_record(tokint_home)[str(blob)]
@@ -320,3 +321,17 @@ def test_the_gguf_header_tells_a_cut_file(tiny_files, tmp_path):
         short.write_bytes(data[:cut])
         assert required_size(short) > cut
     assert required_size(tmp_path / "absent.gguf") is None
+
+
+@pytest.mark.real
+def test_the_gguf_header_gives_the_size_of_the_real_files():
+    from conftest import REAL_BASE, REAL_MISSING, REAL_OTHER_VOCAB, REAL_REASONING
+    from tokint_local.gguf_meta import required_size
+
+    files = [REAL_BASE, REAL_REASONING, REAL_OTHER_VOCAB]
+    if not all(p.is_file() for p in files):
+        pytest.skip(REAL_MISSING)
+    for path in files:  # headers only: no weights are read and no llama.cpp runs
+        size = path.stat().st_size
+        print(f"{path.name}: {size:,} bytes, the header needs {required_size(path):,}")
+        assert required_size(path) == size

@@ -22,7 +22,7 @@ from typing import Callable
 from . import integrity
 from .config import ModelEntry, PairEntry
 from .errors import TokintError
-from .integrity import sha256_of  # noqa: F401  (where callers found it before integrity.py)
+from .integrity import sha256_of
 
 RETRIES = 5  # dropped connections resumed within one pull before giving up
 READ_TIMEOUT_S = 30.0

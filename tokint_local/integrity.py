@@ -75,6 +75,7 @@ def remember(path: Path, *, sha256: Optional[str] = None, expected_size: Optiona
     if expected_size is not None:
         now["expected_size"] = expected_size
     if now != record.get(key):
+        record = {k: v for k, v in record.items() if os.path.exists(k)}  # files deleted since: forgotten
         record[key] = now
         _save(record)
 
