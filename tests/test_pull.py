@@ -280,6 +280,21 @@ def test_changed_bytes_of_the_right_size_are_found_by_their_digest(hub, hub_env,
     assert ranges == [None]  # nothing of it was kept
 
 
+def test_a_cut_file_whose_kept_part_is_bad_too_is_downloaded_whole(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+    blob = cached_blob(hub_env, "tiny/base-GGUF", "tiny-base.gguf")
+    whole = blob.read_bytes()
+    blob.write_bytes(bytes(100) + whole[100 : len(whole) // 2])  # cut, and its start is wrong as well
+    seen = len(hub.requests)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    assert "the part kept was damaged too" in r.stderr and "repaired" in r.stderr
+    assert blob.read_bytes() == whole
+    ranges = [rng for method, path, rng in hub.requests[seen:] if method == "GET" and "tiny-base" in path]
+    assert ranges == [f"bytes={len(whole) // 2}-", None]  # resumed, refused by the digest, then fetched whole
+
+
 def test_pull_from_a_folder_repairs_a_cut_cache_file(hub, hub_env, tmp_path, tiny_files):
     folder = tmp_path / "downloads"
     folder.mkdir()

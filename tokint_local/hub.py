@@ -55,7 +55,8 @@ def _progress(desc: str, total: int, initial: int):
 
 
 def pull_model(entry: ModelEntry, say: Callable[[str], None] = lambda _: None) -> Path:
-    """Make sure the model's file is on disk (downloading it if it is on the hub) and return it."""
+    """Make sure the model's file is on disk and whole (downloading it, again if the cached copy is
+    damaged, when it is on the hub) and return it."""
     if entry.path is not None:
         if not entry.path.is_file():
             raise PullError(f"{entry.role} model is a local file that does not exist: {entry.path}")
