@@ -207,3 +207,146 @@ def test_a_pinned_revision_is_fetched_and_an_unknown_one_named(hub, hub_env, tmp
     wrong.write_text(models.read_text().replace('file = "tiny-base.gguf"', 'file = "tiny-base.gguf", revision = "v9"'))
     r = tokint(hub_env, "pull", "tinyhub", "--models", str(wrong))
     assert r.returncode == 1 and "no revision 'v9' in tiny/base-GGUF" in r.stderr
+
+
+# -- a damaged file in the cache ---------------------------------------------------------------
+
+def cached_blob(env, repo: str, file: str) -> Path:
+    folder = Path(env["HF_HOME"]) / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots"
+    (link,) = folder.glob(f"*/{file}")
+    return link.resolve()
+
+
+def verified_record(tokint_home) -> dict:
+    return json.loads((tokint_home / "verified-files.json").read_text())
+
+
+def pairs_json(env, models) -> dict:
+    return json.loads(tokint(env, "pairs", "--json", "--models", str(models)).stdout)[0]
+
+
+def test_a_cut_cache_file_is_reported_and_pull_repairs_it(hub, hub_env, tmp_path, tokint_home):
+    models = write_models(tmp_path, hub)
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+    blob = cached_blob(hub_env, "tiny/base-GGUF", "tiny-base.gguf")
+    whole = blob.read_bytes()
+    half = len(whole) // 2
+    os.truncate(blob, half)  # in place, as a full disk or an interrupted copy leaves it
+
+    listing = pairs_json(hub_env, models)
+    assert listing["compatible"] is False and listing["pull"] == "tokint pull tinyhub"
+    assert listing["base"]["damage"] == f"{half:,} bytes where the whole file has {len(whole):,}"  # the hub's size, recorded at pull
+    assert "damaged" in listing["compat_detail"] and "tokint pull tinyhub" in listing["compat_detail"]
+    assert listing["reasoning"]["damage"] is None
+    assert "DAMAGED" in tokint(hub_env, "pairs", "--models", str(models)).stdout
+    (tokint_home / "verified-files.json").unlink()  # without the record the GGUF header still tells
+    assert pairs_json(hub_env, models)["base"]["damage"].startswith(f"cut short: {half:,} bytes where its GGUF header needs")
+
+    seen = len(hub.requests)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    assert "the cached file is damaged" in r.stderr and "base model tiny/base-GGUF:tiny-base.gguf: repaired" in r.stderr
+    assert "tinyhub is ready (compatible" in r.stderr
+    assert blob.read_bytes() == whole
+    ranges = [rng for method, path, rng in hub.requests[seen:] if method == "GET" and "tiny-base" in path]
+    assert ranges == [f"bytes={half}-"]  # the kept half was resumed from, and the whole checked
+    print(f"cut to {half:,} of {len(whole):,} bytes: pairs said so; pull resumed with Range {ranges[0]} and repaired it")
+    assert pairs_json(hub_env, models)["compatible"] is True
+
+    entry = verified_record(tokint_home)[str(blob)]
+    st = blob.stat()
+    assert entry == {"sha256": hub.base_sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "expected_size": len(whole)}
+    again = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert again.returncode == 0, again.stderr
+    assert "checking" not in again.stderr and "damaged" not in again.stderr  # the record vouched: nothing hashed
+    gen = tokint(hub_env, "generate", "--local", "--models", str(models), "hi")
+    assert gen.returncode == 0, gen.stderr
+
+
+def test_changed_bytes_of_the_right_size_are_found_by_their_digest(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+    blob = cached_blob(hub_env, "tiny/base-GGUF", "tiny-base.gguf")
+    whole = blob.read_bytes()
+    with open(blob, "r+b") as f:  # the size stays; the mtime moves, so the record no longer vouches
+        f.seek(len(whole) - 10)
+        f.write(bytes(10))
+    seen = len(hub.requests)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    assert "checking tiny/base-GGUF:tiny-base.gguf" in r.stderr and f"where {hub.base_sha} is expected" in r.stderr and "repaired" in r.stderr
+    assert blob.read_bytes() == whole
+    ranges = [rng for method, path, rng in hub.requests[seen:] if method == "GET" and "tiny-base" in path]
+    assert ranges == [None]  # nothing of it was kept
+
+
+def test_a_cut_file_whose_kept_part_is_bad_too_is_downloaded_whole(hub, hub_env, tmp_path):
+    models = write_models(tmp_path, hub)
+    assert tokint(hub_env, "pull", "tinyhub", "--models", str(models)).returncode == 0
+    blob = cached_blob(hub_env, "tiny/base-GGUF", "tiny-base.gguf")
+    whole = blob.read_bytes()
+    blob.write_bytes(bytes(100) + whole[100 : len(whole) // 2])  # cut, and its start is wrong as well
+    seen = len(hub.requests)
+    r = tokint(hub_env, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 0, r.stderr
+    assert "the part kept was damaged too" in r.stderr and "repaired" in r.stderr
+    assert blob.read_bytes() == whole
+    ranges = [rng for method, path, rng in hub.requests[seen:] if method == "GET" and "tiny-base" in path]
+    assert ranges == [f"bytes={len(whole) // 2}-", None]  # resumed, refused by the digest, then fetched whole
+
+
+def test_pull_from_a_folder_repairs_a_cut_cache_file(hub, hub_env, tmp_path, tiny_files):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    good = tiny_files["base"].read_bytes()
+    (folder / "tiny-base.gguf").write_bytes(good)
+    (folder / "tiny-reasoning.gguf").write_bytes(tiny_files["reasoning"].read_bytes())
+    models = write_models(tmp_path, hub)
+    offline = dict(hub_env, HF_HUB_OFFLINE="1")
+    assert tokint(offline, "pull", "tinyhub", "--models", str(models), "--from", str(folder)).returncode == 0
+    blob = cached_blob(offline, "tiny/base-GGUF", "tiny-base.gguf")
+    os.truncate(blob, len(good) // 3)
+
+    assert pairs_json(offline, models)["base"]["damage"] is not None
+    r = tokint(offline, "pull", "tinyhub", "--models", str(models))
+    assert r.returncode == 1 and "damaged" in r.stderr and "--from DIR" in r.stderr  # offline it cannot repair
+    if (folder / "tiny-base.gguf").stat().st_size != len(good):  # the import linked the two: both were cut
+        r = tokint(offline, "pull", "tinyhub", "--models", str(models), "--from", str(folder))
+        assert r.returncode == 1 and "not imported" in r.stderr
+        (folder / "tiny-base.gguf").unlink()
+        (folder / "tiny-base.gguf").write_bytes(good)  # a good copy again
+    r = tokint(offline, "pull", "tinyhub", "--models", str(models), "--from", str(folder))
+    assert r.returncode == 0, r.stderr
+    assert "importing it again" in r.stderr and "repaired" in r.stderr
+    assert cached_blob(offline, "tiny/base-GGUF", "tiny-base.gguf").read_bytes() == good
+    assert pairs_json(offline, models)["compatible"] is True
+    again = tokint(offline, "pull", "tinyhub", "--models", str(models), "--from", str(folder))
+    assert again.returncode == 0 and "checking" not in again.stderr and "importing" not in again.stderr
+    assert not hub.requests
+
+
+def test_the_gguf_header_tells_a_cut_file(tiny_files, tmp_path):
+    from tokint_local.gguf_meta import required_size
+
+    data = tiny_files["base"].read_bytes()
+    needed = required_size(tiny_files["base"])
+    assert len(data) - 32 < needed <= len(data)  # the writer pads the last tensor to the alignment
+    for cut in (needed - 1, len(data) // 2, 200):  # in the tensor data, and inside the header itself
+        short = tmp_path / f"cut-{cut}.gguf"
+        short.write_bytes(data[:cut])
+        assert required_size(short) > cut
+    assert required_size(tmp_path / "absent.gguf") is None
+
+
+@pytest.mark.real
+def test_the_gguf_header_gives_the_size_of_the_real_files():
+    from conftest import REAL_BASE, REAL_MISSING, REAL_OTHER_VOCAB, REAL_REASONING
+    from tokint_local.gguf_meta import required_size
+
+    files = [REAL_BASE, REAL_REASONING, REAL_OTHER_VOCAB]
+    if not all(p.is_file() for p in files):
+        pytest.skip(REAL_MISSING)
+    for path in files:  # headers only: no weights are read and no llama.cpp runs
+        size = path.stat().st_size
+        print(f"{path.name}: {size:,} bytes, the header needs {required_size(path):,}")
+        assert required_size(path) == size

@@ -5,15 +5,18 @@
         for event in client.generate("Write a haiku about KL divergence", budget=4):
             ...
 
-Both send heartbeats on their own while requests are in flight, so a slow consumer keeps its
-generation; a killed one has it cancelled by the daemon. A daemon that stops answering raises
-``DaemonUnavailable`` instead of hanging.
+Both send heartbeats on their own while generations are in flight, so a slow consumer keeps its
+generation; a killed one has it cancelled by the daemon. A generation nobody reads any more is
+cancelled too: closed (``with``, ``close()``), dropped (``break`` and the object gone, an exception
+in the loop), or, for ``AsyncGeneration``, the task awaiting its next event cancelled. A daemon
+that stops answering raises ``DaemonUnavailable`` instead of hanging.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Optional
 
@@ -47,6 +50,8 @@ class AsyncClient:
         self._routes: dict[str, asyncio.Queue] = {}
         self._streams: set[str] = set()
         self._tasks: list[asyncio.Task] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._sends: set[asyncio.Future] = set()  # fire-and-forget cancels still being sent
         self.last_heard = 0.0
 
     async def __aenter__(self) -> "AsyncClient":
@@ -77,11 +82,21 @@ class AsyncClient:
             sock.close()
             raise DaemonUnavailable(f"cannot connect to {self.address}: {exc}") from None
         self._sock = sock
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
         return sock
 
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The ids of this client's generations that are sent and still read: heartbeats go out while any are."""
+        return frozenset(self._streams)
+
     async def close(self) -> None:
+        """Close the socket; generations still in flight are cancelled first."""
+        linger = 0
+        for generation_id in list(self._streams):
+            self._drop(generation_id)
+            linger = 200  # ms: let those cancels leave before the socket goes
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -91,7 +106,7 @@ class AsyncClient:
                 pass
         self._tasks = []
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close(linger=linger)
             self._sock = None
         if self._ctx is not None:
             self._ctx.term()
@@ -115,6 +130,30 @@ class AsyncClient:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
             if self._streams and self._sock is not None:
                 await self._sock.send_multipart(Message("heartbeat").to_frames())
+
+    def _drop(self, generation_id: str) -> None:
+        """Stop reading and heartbeating for a generation and tell the daemon to cancel it, without
+        waiting for the reply (call on the loop thread; ``_abandon`` gets there from any thread)."""
+        self._streams.discard(generation_id)
+        self._routes.pop(generation_id, None)  # its remaining events and the cancel's reply are dropped
+        if self._sock is None or self._sock.closed:
+            return
+        try:
+            sent = asyncio.ensure_future(self._sock.send_multipart(Message("cancel", {"id": generation_id}).to_frames()))
+        except zmq.ZMQError:
+            return  # the socket is going; the daemon cancels it when the heartbeats stop
+        self._sends.add(sent)
+        sent.add_done_callback(_forget_send(self._sends))
+
+    def _abandon(self, generation_id: str) -> None:
+        """``_drop`` from any thread (a finalizer's); never blocks, never runs a coroutine here."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # the client is closed: its socket and heartbeats are gone already
+        try:
+            loop.call_soon_threadsafe(self._drop, generation_id)
+        except RuntimeError:
+            pass  # the loop closed meanwhile
 
     async def _send(self, message: Message) -> asyncio.Queue:
         sock = self._connect()
@@ -174,7 +213,13 @@ class AsyncClient:
 
 
 class AsyncGeneration:
-    """One generation's event stream. ``id`` names it for ``cancel``."""
+    """One generation's event stream. ``id`` names it for ``cancel``.
+
+    Use as ``async with client.generate(...) as generation:`` to have it cancelled when the block
+    is left early. It is cancelled too when it is dropped unfinished or when the task awaiting its
+    next event is cancelled (as an async generator would be): to wait for an event with a timeout
+    and go on afterwards, wrap ``__anext__`` in ``asyncio.shield``.
+    """
 
     def __init__(self, client: AsyncClient, request: GenerationRequest, given: Optional[set[str]] = None):
         self.client = client
@@ -185,10 +230,17 @@ class AsyncGeneration:
         self._message = Message("generate", wire)
         self.id = self._message.id
         self._queue: Optional[asyncio.Queue] = None
+        self._finalizer: Optional[weakref.finalize] = None
         self.done = False
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
+
+    async def __aenter__(self) -> "AsyncGeneration":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
 
     async def submit(self) -> "AsyncGeneration":
         """Send the request now, before reading any event (to queue several at once). Iterating sends it too."""
@@ -197,14 +249,25 @@ class AsyncGeneration:
 
     async def _start(self) -> asyncio.Queue:
         if self._queue is None:
-            self.client._streams.add(self.id)
             self.client.last_heard = time.monotonic()
             self._queue = await self.client._send(self._message)
+            self.client._streams.add(self.id)
+            # dropped unfinished, it is cancelled; the finalizer holds the client, never this object
+            self._finalizer = weakref.finalize(self, self.client._abandon, self.id)
+            self._finalizer.atexit = False
         return self._queue
 
     async def __anext__(self) -> StreamEvent:
         if self.done:
             raise StopAsyncIteration
+        try:
+            return await self._next_event()
+        except BaseException:
+            if not self.done:  # the awaiting task was cancelled: nobody will read the rest
+                self._abandon()
+            raise
+
+    async def _next_event(self) -> StreamEvent:
         queue = await self._start()
         while True:
             try:
@@ -229,6 +292,15 @@ class AsyncGeneration:
         self.done = True
         self.client._streams.discard(self.id)
         self.client._routes.pop(self.id, None)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+
+    def _abandon(self) -> None:
+        """End it here and have the daemon cancel it, without waiting for the reply."""
+        started = self._queue is not None
+        self._finish()
+        if started:
+            self.client._drop(self.id)
 
     async def cancel(self) -> None:
         """Ask the daemon to stop; the stream then ends with a summary whose finish reason is cancelled."""
@@ -239,9 +311,10 @@ class AsyncGeneration:
                 pass  # it ended on its own meanwhile
 
     async def aclose(self) -> None:
+        """Cancel it if it is still running and stop reading it; iterating it afterwards ends at once."""
         if not self.done and self._queue is not None:
             await self.cancel()
-            self._finish()
+        self._finish()
 
 
 class Client:
@@ -271,6 +344,11 @@ class Client:
         if not self._loop.is_running() and not self._loop.is_closed():
             self._loop.close()
 
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The ids of this client's generations that are sent and still read: heartbeats go out while any are."""
+        return self._async.in_flight
+
     def hello(self, timeout: Optional[float] = None) -> dict[str, Any]:
         return self._run(self._async.hello(timeout))
 
@@ -297,7 +375,11 @@ class Client:
 
 
 class Generation:
-    """A blocking iterator over one generation's events. ``id`` names it for ``cancel``."""
+    """A blocking iterator over one generation's events. ``id`` names it for ``cancel``.
+
+    ``with client.generate(...) as generation:`` cancels it when the block is left early; dropping
+    it unfinished (``break`` and the object gone, an exception in the loop) cancels it too.
+    """
 
     def __init__(self, client: Client, stream: AsyncGeneration):
         self._client = client
@@ -308,22 +390,46 @@ class Generation:
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
 
+    def __enter__(self) -> "Generation":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def submit(self) -> "Generation":
         """Send the request now, before reading any event (to queue several at once). Iterating sends it too."""
         self._client._run(self._stream.submit())
         return self
 
     def __next__(self) -> StreamEvent:
+        future = asyncio.run_coroutine_threadsafe(self._stream.__anext__(), self._client._loop)
         try:
-            return self._client._run(self._stream.__anext__())
+            return future.result()
         except StopAsyncIteration:
             raise StopIteration from None
+        except BaseException:
+            future.cancel()  # interrupted while waiting (Ctrl+C): the read is cancelled, and the generation with it
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self._stream.done
 
     def cancel(self) -> None:
         self._client._run(self._stream.cancel())
 
     def close(self) -> None:
-        self._client._run(self._stream.aclose())
+        """Cancel it if it is still running and stop reading it."""
+        if self._client._loop.is_running():
+            self._client._run(self._stream.aclose())
+
+
+def _forget_send(pending: set) -> Any:
+    def done(sent: asyncio.Future) -> None:
+        pending.discard(sent)
+        if not sent.cancelled():
+            sent.exception()  # retrieved: a failed fire-and-forget send is not worth a warning
+    return done
 
 
 def _setup_curve_client(sock: zmq.Socket, folder: Path) -> None:

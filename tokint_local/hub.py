@@ -6,20 +6,23 @@ download itself is tokint's: it writes ``blobs/<etag>.tokint-partial`` and resum
 HTTP Range request, in the same pull after a dropped connection and in the next pull after a killed
 one (huggingface_hub 2.x starts every attempt in a fresh temporary file). A file is linked into
 place only once it is whole and its SHA-256 matches: the hub's own (an LFS file's ETag is its
-SHA-256) and, when models.toml pins one, that one. ``HF_TOKEN`` is used for gated repos,
-``HF_ENDPOINT`` picks the hub, ``HF_HUB_OFFLINE=1`` uses the cache only.
+SHA-256) and, when models.toml pins one, that one. A file already in the cache is checked the same
+way on every pull (its digest is remembered, see integrity.py) and fetched again when damaged.
+``HF_TOKEN`` is used for gated repos, ``HF_ENDPOINT`` picks the hub, ``HF_HUB_OFFLINE=1`` uses
+the cache only.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
 from pathlib import Path
 from typing import Callable
 
+from . import integrity
 from .config import ModelEntry, PairEntry
 from .errors import TokintError
+from .integrity import sha256_of
 
 RETRIES = 5  # dropped connections resumed within one pull before giving up
 READ_TIMEOUT_S = 30.0
@@ -33,12 +36,9 @@ class ChecksumMismatch(TokintError):
     code = "checksum_mismatch"
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+def _hashes(*candidates: str | None) -> list[str]:
+    """The SHA-256 values among ``candidates`` (an ETag may be a git hash instead), once each."""
+    return list(dict.fromkeys(h for h in candidates if h and re.fullmatch(r"[0-9a-f]{64}", h)))
 
 
 def _offline() -> bool:
@@ -55,16 +55,25 @@ def _progress(desc: str, total: int, initial: int):
 
 
 def pull_model(entry: ModelEntry, say: Callable[[str], None] = lambda _: None) -> Path:
-    """Make sure the model's file is on disk (downloading it if it is on the hub) and return it."""
+    """Make sure the model's file is on disk and whole (downloading it, again if the cached copy is
+    damaged, when it is on the hub) and return it."""
     if entry.path is not None:
         if not entry.path.is_file():
             raise PullError(f"{entry.role} model is a local file that does not exist: {entry.path}")
+        damage = integrity.problem(entry.path, sha256=_hashes(entry.sha256), say=say, label=str(entry.path))
+        if damage:
+            raise PullError(f"{entry.role} model {entry.path} is damaged ({damage}); it is a local file: replace it")
         return entry.path
     source = f"{entry.hf_repo}:{entry.file}" + (f"@{entry.revision}" if entry.revision else "")
     if _offline():
         cached = entry.cached_path()
         if cached is None:
             raise PullError(f"{source}: HF_HUB_OFFLINE is set and the file is not in the cache")
+        damage = integrity.problem(cached, sha256=_hashes(entry.sha256, Path(os.path.realpath(cached)).name), say=say,
+                                   label=source)
+        if damage:
+            raise PullError(f"{source}: the cached file is damaged ({damage}) and HF_HUB_OFFLINE is set; "
+                            "pull it online, or with --from DIR")
         return cached
     meta = _metadata(entry, source)
     repo_dir = _repo_dir(entry.hf_repo)
@@ -75,9 +84,23 @@ def pull_model(entry: ModelEntry, say: Callable[[str], None] = lambda _: None) -
             "Pin the revision that has the file you want, or update sha256"
         )
     blob = repo_dir / "blobs" / etag
-    if not blob.is_file():
+    expected = _hashes(entry.sha256, etag)
+    damage = integrity.problem(blob, expected_size=meta.size, sha256=expected, say=say, label=source) if blob.is_file() else None
+    if damage:
+        say(f"{entry.role} model {source}: the cached file is damaged ({damage}); downloading it again")
+        resumed = _set_aside(blob, meta.size)
+        try:
+            digest = _download(meta, blob, source, expected)
+        except ChecksumMismatch:
+            if not resumed:
+                raise
+            say(f"{entry.role} model {source}: the part kept was damaged too; downloading the whole file")
+            digest = _download(meta, blob, source, expected)
+        integrity.remember(blob, sha256=digest, expected_size=meta.size)
+        say(f"{entry.role} model {source}: repaired")
+    elif not blob.is_file():
         say(f"pulling {entry.role} model {source} ({_size(meta.size)})")
-        _download(meta, blob, source, expected=[h for h in {entry.sha256, etag} if h and re.fullmatch(r"[0-9a-f]{64}", h)])
+        integrity.remember(blob, sha256=_download(meta, blob, source, expected), expected_size=meta.size)
     snapshot = repo_dir / "snapshots" / meta.commit_hash / entry.file
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     if snapshot.is_symlink() or snapshot.exists():
@@ -123,8 +146,22 @@ def _metadata(entry: ModelEntry, source: str):
     return meta
 
 
-def _download(meta, blob: Path, source: str, expected: list[str]) -> None:
-    """Fetch ``meta.location`` into ``blob``, resuming a partial file, verifying before linking."""
+def _set_aside(blob: Path, size: int | None) -> bool:
+    """Take a damaged blob out of the way; one shorter than the hub's file becomes the partial
+    download to resume from (most likely a good start; the digest checks it at the end)."""
+    integrity.forget(blob)
+    if size is not None and blob.stat().st_size < size:
+        os.replace(blob, blob.with_name(blob.name + ".tokint-partial"))
+        return True
+    blob.unlink()
+    return False
+
+
+def _download(meta, blob: Path, source: str, expected: list[str]) -> str | None:
+    """Fetch ``meta.location`` into ``blob``, resuming a partial file, verifying before linking.
+
+    Returns the file's SHA-256 when it was computed (some hash was expected), else None.
+    """
     from filelock import FileLock
     from huggingface_hub.utils import build_hf_headers, get_session
 
@@ -132,7 +169,7 @@ def _download(meta, blob: Path, source: str, expected: list[str]) -> None:
     partial = blob.with_name(blob.name + ".tokint-partial")
     with FileLock(str(partial) + ".lock"):
         if blob.is_file():  # another pull finished it meanwhile
-            return
+            return None
         for attempt in range(RETRIES + 1):
             have = partial.stat().st_size if partial.exists() else 0
             if meta.size is not None and have >= meta.size:
@@ -162,6 +199,7 @@ def _download(meta, blob: Path, source: str, expected: list[str]) -> None:
         got = partial.stat().st_size
         if meta.size is not None and got != meta.size:
             raise PullError(f"{source}: got {got} of {meta.size} bytes; run the pull again to resume")
+        actual = None
         if expected:
             actual = sha256_of(partial)
             if any(h != actual for h in expected):
@@ -171,6 +209,7 @@ def _download(meta, blob: Path, source: str, expected: list[str]) -> None:
                     "Pull again; if it persists, the file on the hub is not the one pinned in models.toml"
                 )
         os.replace(partial, blob)
+        return actual
 
 
 LOCAL_COMMIT = "0" * 40  # the snapshot of files imported from a folder (no hub commit is known)
@@ -186,17 +225,32 @@ def import_model(entry: ModelEntry, folder: Path, say: Callable[[str], None] = l
         return pull_model(entry, say)
     source_file = folder / entry.file
     source = f"{entry.hf_repo}:{entry.file}"
-    if entry.cached_path() is not None:
-        return entry.cached_path()
+    cached = entry.cached_path()
+    damage, held = None, None
+    if cached is not None:
+        held = Path(os.path.realpath(cached))
+        damage = integrity.problem(held, sha256=_hashes(entry.sha256, held.name), say=say, label=source)
+        if damage is None:
+            return cached
     if not source_file.is_file():
         raise PullError(f"{source}: {source_file} does not exist")
-    say(f"importing {entry.role} model {source} from {source_file}")
-    digest = sha256_of(source_file)
+    if damage:  # the damaged file stays until a good one is there to take its place
+        say(f"{entry.role} model {source}: the cached file is damaged ({damage}); importing it again from {source_file}")
+    else:
+        say(f"importing {entry.role} model {source} from {source_file}")
+    wrong_size = integrity.size_problem(source_file)
+    if wrong_size:
+        raise PullError(f"{source}: {source_file} is damaged ({wrong_size}); not imported")
+    digest = integrity.sha256_checked(source_file, say, label=str(source_file))
     if entry.sha256 and digest != entry.sha256:
         raise ChecksumMismatch(f"{source}: {source_file} has sha256 {digest}, models.toml pins {entry.sha256}; not imported")
     repo_dir = _repo_dir(entry.hf_repo)
     blob = repo_dir / "blobs" / digest
     blob.parent.mkdir(parents=True, exist_ok=True)
+    for old in {blob, held} if damage else {blob}:
+        if old.is_file() and (old == held or integrity.problem(old, sha256=[digest], say=say, label=source)):
+            integrity.forget(old)
+            old.unlink()
     if not blob.is_file():
         partial = blob.with_name(blob.name + ".tokint-partial")
         try:
@@ -216,6 +270,9 @@ def import_model(entry: ModelEntry, folder: Path, say: Callable[[str], None] = l
     if commit == LOCAL_COMMIT:
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(commit)
+    integrity.remember(blob, sha256=digest, expected_size=blob.stat().st_size)  # named by its digest: its size is fixed
+    if damage:
+        say(f"{entry.role} model {source}: repaired")
     return snapshot
 
 

@@ -123,7 +123,9 @@ def worker_text(w: WorkerStatus) -> str:
 
 
 def _model_cell(m: ModelFile) -> str:
-    return f"{m.source} ({human_bytes(m.size_bytes)})" if m.present else f"{m.source} (missing)"
+    if not m.present:
+        return f"{m.source} (missing)"
+    return f"{m.source} ({human_bytes(m.size_bytes)}" + (f", DAMAGED: {m.damage})" if m.damage else ")")
 
 
 def pairs_text(pairs: list[PairListing]) -> str:
@@ -137,7 +139,8 @@ def pairs_text(pairs: list[PairListing]) -> str:
             lines.append(f"    {p.description}")
         lines.append(f"    base:      {_model_cell(p.base)}")
         lines.append(f"    reasoning: {_model_cell(p.reasoning)}")
-        verdict = {True: "ok", False: "INCOMPATIBLE", None: "unknown"}[p.compatible]
+        damaged = p.base.damage or p.reasoning.damage
+        verdict = "DAMAGED" if damaged else {True: "ok", False: "INCOMPATIBLE", None: "unknown"}[p.compatible]
         lines.append(f"    pairing:   {verdict}: {p.compat_detail}")
         if p.defaults:
             lines.append("    defaults:  " + ", ".join(f"{k}={'unlimited' if v is None else v}" for k, v in p.defaults.items()))

@@ -17,14 +17,30 @@ class ModelFile:
     path: Optional[str]  # the local file, when known
     present: bool
     size_bytes: Optional[int] = None
+    damage: Optional[str] = None  # why the file is not whole (wrong size, cut short, not the pinned digest)
 
 
 def describe_model(entry: ModelEntry) -> ModelFile:
-    """Where a configured model comes from and whether its file is on this machine."""
+    """Where a configured model comes from, whether its file is on this machine, and whether it is whole."""
     path = entry.cached_path()
     if path is None:
         return ModelFile(source=entry.describe(), path=str(entry.path) if entry.path else None, present=False)
-    return ModelFile(source=entry.describe(), path=str(path), present=True, size_bytes=path.stat().st_size)
+    return ModelFile(source=entry.describe(), path=str(path), present=True, size_bytes=path.stat().st_size,
+                     damage=file_damage(entry, path))
+
+
+def file_damage(entry: ModelEntry, path: Path) -> Optional[str]:
+    """Why a model file is damaged, or None, without hashing it: its size against the hub's (as
+    recorded when pulled) and its GGUF header's, and a recorded digest against the pinned one."""
+    from . import integrity
+
+    wrong_size = integrity.size_problem(path)
+    if wrong_size is not None:
+        return wrong_size
+    digest = integrity.known_sha256(path)
+    if entry.sha256 and digest is not None and digest != entry.sha256:
+        return f"sha256 {digest} where models.toml pins {entry.sha256}"
+    return None
 
 
 _COMPAT_CACHE: dict[tuple, tuple[Optional[bool], str]] = {}
@@ -75,13 +91,18 @@ def describe_pair(entry: PairEntry, is_default: bool, loaded: bool = False) -> P
     """A pair as `tokint pairs` and the daemon's list_pairs show it."""
     base, reasoning = describe_model(entry.base), describe_model(entry.reasoning)
     compatible, detail = None, "not checked: a file is missing"
-    if base.present and reasoning.present:
+    damaged = [(m, f) for m, f in ((entry.base, base), (entry.reasoning, reasoning)) if f.damage]
+    if damaged:
+        model, found = damaged[0]
+        fix = f"run `tokint pull {entry.name}` to repair it" if model.hf_repo else "replace it"
+        compatible, detail = False, f"the {model.role} model's file is damaged ({found.damage}); {fix}"
+    elif base.present and reasoning.present:
         compatible, detail = check_files(Path(base.path), Path(reasoning.path))
-    missing_hub = [m for m, f in ((entry.base, base), (entry.reasoning, reasoning)) if not f.present and m.hf_repo]
+    to_pull = [m for m, f in ((entry.base, base), (entry.reasoning, reasoning)) if (not f.present or f.damage) and m.hf_repo]
     return PairListing(
         name=entry.name, description=entry.description, default=is_default, base=base, reasoning=reasoning,
         loaded=loaded, compatible=compatible, compat_detail=detail, defaults=dict(entry.defaults),
-        pull=f"tokint pull {entry.name}" if missing_hub else None,
+        pull=f"tokint pull {entry.name}" if to_pull else None,
     )
 
 
