@@ -76,6 +76,10 @@ class Scheduler:
 
     # -- requests --------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
+        if self.worker.failing_to_start:
+            crash = self.worker.crashes[-1]
+            raise BackendCrashed(f"the llama.cpp worker cannot start (restarting in "
+                                 f"{self.worker.status().restart_in_s or 0:.0f} s): {crash.describe()}")
         queue = self.queues.setdefault(job.pair_name, PairQueue(job.pair_name))
         self.jobs[job.id] = job
         queue.waiting.append(job)
@@ -251,6 +255,12 @@ class Scheduler:
             self._record_end(job, error=f"{error.code}: {crash.how}")
             self._end(job, error_message(error.code, f"{crash.describe()}", job.id))
             log.warning("generation %s ended: %s", job.id, crash.how)
+        if self.worker.failing_to_start:  # nobody should wait on a worker that cannot start
+            for queue in self.queues.values():
+                while queue.waiting:
+                    waiting = queue.waiting.popleft()
+                    self._end(waiting, error_message(error.code, f"the llama.cpp worker cannot start: {crash.describe()}",
+                                                     waiting.id))
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _end(self, job: Job, message: Message) -> None:

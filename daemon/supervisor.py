@@ -38,6 +38,7 @@ class Crash:
     how: str  # "killed by SIGSEGV", "exited with status 1", ...
     log_tail: tuple[str, ...]
     at: float  # time.monotonic()
+    was_ready: bool = True  # False: it died before it could serve anything (a broken install, a bad models file)
 
     def describe(self) -> str:
         tail = "\n".join(self.log_tail[-8:])
@@ -75,6 +76,7 @@ class WorkerProcess:
         self.backoff_until: Optional[float] = None
         self.stopping = False
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self._ready_pid: Optional[int] = None
         self._task: Optional[asyncio.Task] = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,15 +139,20 @@ class WorkerProcess:
                 return
             self.crashes.append(crash)
             log.error("%s", crash.describe())
-            self.on_crash(crash)
             delay = self._backoff(crash.at)
+            self.backoff_until = time.monotonic() + delay if delay else None
+            self.on_crash(crash)
             if delay:
                 log.warning("the worker crashed %d times within %.0f s; restarting it in %.0f s",
                             self._recent(crash.at), CRASH_WINDOW_S, delay)
-                self.backoff_until = time.monotonic() + delay
                 await asyncio.sleep(delay)
                 self.backoff_until = None
             self.restarts += 1
+
+    @property
+    def failing_to_start(self) -> bool:
+        """The last crashes came before the worker could serve, and restarts are backing off."""
+        return self.backoff_until is not None and bool(self.crashes) and not self.crashes[-1].was_ready
 
     def _recent(self, now: float) -> int:
         return sum(1 for c in self.crashes if now - c.at < CRASH_WINDOW_S)
@@ -181,6 +188,7 @@ class WorkerProcess:
                 if message.get("type") == "ready":
                     self.versions = dict(message.get("content", {}).get("versions", {}))
                     self.started_at = time.monotonic()
+                    self._ready_pid = proc.pid
                     self.ready.set()
                     ready_timer.cancel()
                     continue
@@ -196,7 +204,8 @@ class WorkerProcess:
             self.ready.clear()
         if self.stopping:
             return None
-        return Crash(pid=proc.pid, how=describe_exit(returncode), log_tail=tuple(self._tail), at=time.monotonic())
+        return Crash(pid=proc.pid, how=describe_exit(returncode), log_tail=tuple(self._tail), at=time.monotonic(),
+                     was_ready=self.started_at is not None and self._ready_pid == proc.pid)
 
     def _kill_if_not_ready(self, proc: asyncio.subprocess.Process) -> None:
         if not self.ready.is_set() and proc.returncode is None:

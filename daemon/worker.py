@@ -146,7 +146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sys.stdout = sys.stderr
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(Registry(load_models(args.models)), out_fd, 0)
+    try:
+        models = load_models(args.models)
+    except TokintError as exc:  # one line for the daemon's crash report, not a traceback
+        sys.stderr.write(f"tokintd worker: error: {exc}\n")
+        return 1
+    worker = Worker(Registry(models), out_fd, 0)
     threading.Thread(target=worker.read_commands, name="commands", daemon=True).start()
     try:
         worker.serve()

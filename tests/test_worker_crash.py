@@ -98,3 +98,21 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_worker_that_cannot_start_fails_requests_instead_of_holding_them(daemon, tiny_models_toml):
+    good = tiny_models_toml.read_text()
+    with Client(daemon.address) as c:
+        pid = worker_pid(c)
+        tiny_models_toml.write_text("this is [not toml")  # the next worker cannot read its models file
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: c.status().worker.state == "backoff")
+        status = c.status().worker
+        assert status.last_crash == "exited with status 1"
+        with pytest.raises(BackendCrashed, match="cannot start") as err:
+            list(c.generate("waiting for nothing", pair="tiny", max_tokens=3))
+        assert "models.toml" in str(err.value)  # the worker's own one-line error, from its log
+        tiny_models_toml.write_text(good)
+        wait_until(lambda: c.status().worker.state == "running", 20)
+        assert list(c.generate("back", pair="tiny", max_tokens=3))[-1].n_tokens == 3
+    assert daemon.proc.poll() is None
