@@ -1,17 +1,19 @@
 """The pairs the daemon knows (from models.toml) and the ones it has loaded.
 
-A model file used by two pairs with the same settings is loaded once and counted by reference;
-it is freed when the last pair using it is unloaded. Loading is blocking and thread-safe: call
-it from a worker thread, never from the socket loop.
+Every role of every loaded pair has a llama.cpp context of its own (its own KV cache), so pairs
+never disturb each other's caches. The weights of a model file are loaded once per
+(path, n_gpu_layers), shared by every context made from them, and freed when the last pair using
+them is unloaded. Loading is blocking and thread-safe: call it from a worker thread, never from the
+socket loop.
 """
 from __future__ import annotations
 
 import threading
 from typing import Optional
 
-from tokint_local.backend import LlamaModel, ModelSettings
+from tokint_local.backend import LlamaWeights, ModelSettings
 from tokint_local.config import ModelsFile
-from tokint_local.pair import ModelPair, pair_from_models, settings_for
+from tokint_local.pair import ModelPair, open_pair
 from tokint_local.status import PairListing, describe_pair
 
 
@@ -20,7 +22,7 @@ class Registry:
         self.models = models
         self._lock = threading.Lock()
         self._pairs: dict[str, ModelPair] = {}
-        self._loaded: dict[ModelSettings, tuple[LlamaModel, int]] = {}  # model -> (it, pairs using it)
+        self._weights: dict[tuple[str, int], LlamaWeights] = {}  # weights_key -> weights (freed ones are dropped)
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, name: str) -> Optional[ModelPair]:
@@ -30,7 +32,12 @@ class Registry:
         return list(self._pairs)
 
     def model_bytes(self) -> int:
-        return sum(model.memory_bytes() for model, _ in self._loaded.values())
+        """The weights in memory, each file once however many contexts use it."""
+        return sum(w.memory_bytes() for w in self._live_weights())
+
+    def loaded_weights(self) -> list[LlamaWeights]:
+        """The model files in memory (each once), with ``users``: the contexts that hold them."""
+        return self._live_weights()
 
     def listing(self) -> list[PairListing]:
         return [describe_pair(entry, name == self.models.default_pair, name in self._pairs)
@@ -44,25 +51,15 @@ class Registry:
             pair = self._pairs.get(entry.name)
             if pair is not None:
                 return pair
-            base_settings = settings_for(entry.base, entry.name)
-            reasoning_settings = settings_for(entry.reasoning, entry.name)
-            base = self._acquire(base_settings)
             try:
-                reasoning = self._acquire(reasoning_settings)
-            except BaseException:
-                self._release(base_settings)
-                raise
-            try:
-                pair = pair_from_models(entry, base, reasoning)
-            except BaseException:
-                self._release(base_settings)
-                self._release(reasoning_settings)
-                raise
+                pair = open_pair(entry, self._weights_for)
+            finally:
+                self._forget_freed()
             self._pairs[entry.name] = pair
             return pair
 
     def unload(self, name: str) -> bool:
-        """Free a loaded pair (and its models, unless another pair uses them). False if not loaded.
+        """Free a loaded pair's contexts (and weights no other pair uses). False if not loaded.
 
         The caller makes sure no generation is using the pair.
         """
@@ -70,26 +67,22 @@ class Registry:
             pair = self._pairs.pop(name, None)
             if pair is None:
                 return False
-            for model in (pair.base, pair.reasoning):
-                self._release(model.settings)
+            pair.close()
+            self._forget_freed()
             return True
 
     def close(self) -> None:
         for name in list(self._pairs):
             self.unload(name)
 
-    def _acquire(self, settings: ModelSettings) -> LlamaModel:
-        model, users = self._loaded.get(settings, (None, 0))
-        if model is None:
-            model = LlamaModel(settings)
-        self._loaded[settings] = (model, users + 1)
-        return model
+    def _weights_for(self, settings: ModelSettings) -> LlamaWeights:
+        weights = self._weights.get(settings.weights_key)
+        if weights is None or weights.closed:
+            weights = self._weights[settings.weights_key] = LlamaWeights(settings.path, settings.n_gpu_layers)
+        return weights
 
-    def _release(self, settings: ModelSettings) -> None:
-        model, users = self._loaded[settings]
-        if users <= 1:
-            del self._loaded[settings]
-            model.close()
-        else:
-            self._loaded[settings] = (model, users - 1)
+    def _forget_freed(self) -> None:
+        self._weights = {key: w for key, w in self._weights.items() if not w.closed}
 
+    def _live_weights(self) -> list[LlamaWeights]:
+        return [w for w in list(self._weights.values()) if not w.closed]

@@ -127,10 +127,9 @@ class Worker:
 def loaded_pair_info(registry: Registry, name: str) -> dict[str, Any]:
     """What the daemon's status reports about a loaded pair (status.LoadedPair's fields)."""
     pair = registry.get(name)
-    size = pair.base.memory_bytes() + (pair.reasoning.memory_bytes() if pair.reasoning is not pair.base else 0)
     return {
         "pair": name, "base": str(pair.base.settings.path), "reasoning": str(pair.reasoning.settings.path),
-        "model_bytes": size, "all_model_bytes": registry.model_bytes(),
+        "model_bytes": pair.model_bytes(), "all_model_bytes": registry.model_bytes(),
         "base_offload": list(pair.base.offload()), "reasoning_offload": list(pair.reasoning.offload()),
     }
 

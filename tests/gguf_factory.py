@@ -1,9 +1,12 @@
-"""Write tiny llama-architecture GGUF models with the ``gguf`` package, for tests and benches.
+"""Write tiny GGUF models with the ``gguf`` package, for tests and benches.
 
 Random weights, a small byte-level BPE vocab (256 byte tokens, a few merges, a few special
 tokens) and a ChatML-style chat template. They load in llama.cpp in milliseconds and run its
 real code. A "reasoning" model is made from a base model's weights plus a perturbation, so the
 two agree at most positions and disagree at some, as real pairs do.
+
+Two architectures: llama (a transformer; its KV cache can be cut back to any position) and mamba
+(a recurrent state-space model with the same vocab; its state cannot be rolled back).
 """
 from __future__ import annotations
 
@@ -134,7 +137,13 @@ def write_tiny_model(path: Path, spec: TinySpec = TinySpec(), weights: Optional[
     writer.add_head_count_kv(spec.n_head_kv)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_dimension_count(spec.n_embd // spec.n_head)
-    writer.add_vocab_size(n_vocab)
+    return _finish(writer, path, spec, tokens, types, merges, weights)
+
+
+def _finish(writer: "gguf.GGUFWriter", path: Path, spec: TinySpec, tokens: list[str], types: list[int], merges: list[str],
+            weights: dict[str, np.ndarray]) -> Path:
+    """The vocab, the chat template and the tensors, then the file is written."""
+    writer.add_vocab_size(len(tokens))
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("gpt-2")
@@ -154,6 +163,77 @@ def write_tiny_model(path: Path, spec: TinySpec = TinySpec(), weights: Optional[
     writer.write_tensors_to_file()
     writer.close()
     return Path(path)
+
+
+# -- mamba -----------------------------------------------------------------------------------
+MAMBA_CONV, MAMBA_STATE = 4, 16  # d_conv, d_state (llama.cpp requires d_inner = 2 * n_embd)
+
+
+def mamba_weights(spec: TinySpec, n_vocab: int) -> dict[str, np.ndarray]:
+    """Random Mamba-1 weights, shaped as llama.cpp's LLM_ARCH_MAMBA loads them (numpy order is
+    the reverse of ggml's ``ne``)."""
+    rng = np.random.default_rng(spec.seed)
+    e = spec.n_embd
+    inner, rank = 2 * e, max(1, -(-e // 16))
+
+    def w(*shape: int, scale: float) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    out = {
+        "token_embd.weight": w(n_vocab, e, scale=1.0),
+        "output_norm.weight": np.ones(e, dtype=np.float32),
+        "output.weight": w(n_vocab, e, scale=spec.logit_scale / np.sqrt(e)),
+    }
+    for i in range(spec.n_layer):
+        p = f"blk.{i}."
+        out[p + "attn_norm.weight"] = np.ones(e, dtype=np.float32)
+        out[p + "ssm_in.weight"] = w(2 * inner, e, scale=1 / np.sqrt(e))
+        out[p + "ssm_conv1d.weight"] = w(inner, MAMBA_CONV, scale=1 / np.sqrt(MAMBA_CONV))
+        out[p + "ssm_conv1d.bias"] = w(inner, scale=0.1)
+        out[p + "ssm_x.weight"] = w(rank + 2 * MAMBA_STATE, inner, scale=1 / np.sqrt(inner))
+        out[p + "ssm_dt.weight"] = w(inner, rank, scale=1 / np.sqrt(rank))
+        # dt = softplus(bias + ...) starts between 0.001 and 0.1, as Mamba initialises it
+        dt = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), inner))
+        out[p + "ssm_dt.bias"] = np.log(np.expm1(dt)).astype(np.float32)
+        out[p + "ssm_a"] = -np.tile(np.arange(1, MAMBA_STATE + 1, dtype=np.float32), (inner, 1))  # A = -exp(A_log)
+        out[p + "ssm_d"] = np.ones(inner, dtype=np.float32)
+        out[p + "ssm_out.weight"] = w(e, inner, scale=1 / np.sqrt(inner))
+    return out
+
+
+def write_tiny_mamba(path: Path, spec: TinySpec = TinySpec(), weights: Optional[dict[str, np.ndarray]] = None) -> Path:
+    """Write a tiny Mamba GGUF model (a recurrent model: llama.cpp cannot roll its state back)."""
+    tokens, types, merges = vocab_tokens(spec.vocab, spec.n_pad)
+    if weights is None:
+        weights = mamba_weights(spec, len(tokens))
+    e = spec.n_embd
+    writer = gguf.GGUFWriter(str(path), "mamba")
+    writer.add_name(f"tiny-mamba-{spec.vocab}-{spec.seed}")
+    writer.add_context_length(spec.context_length)
+    writer.add_embedding_length(e)
+    writer.add_block_count(spec.n_layer)
+    writer.add_feed_forward_length(0)
+    writer.add_head_count(0)
+    writer.add_uint32("mamba.ssm.conv_kernel", MAMBA_CONV)
+    writer.add_uint32("mamba.ssm.inner_size", 2 * e)
+    writer.add_uint32("mamba.ssm.state_size", MAMBA_STATE)
+    writer.add_uint32("mamba.ssm.time_step_rank", max(1, -(-e // 16)))
+    writer.add_layer_norm_rms_eps(1e-5)
+    return _finish(writer, path, spec, tokens, types, merges, weights)
+
+
+def write_tiny_mamba_pair(folder: Path, seed: int = 0, noise: float = 0.35) -> tuple[Path, Path]:
+    """Two Mamba models sharing the tiny vocab: a base and a "reasoning" model perturbed from it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n_vocab = len(vocab_tokens("standard", 0)[0])
+    base_w = mamba_weights(TinySpec(seed=seed), n_vocab)
+    base = write_tiny_mamba(folder / f"tiny-mamba-base-{seed}.gguf", TinySpec(seed=seed), base_w)
+    reasoning_w = perturbed(base_w, seed + 1000, noise)
+    for name, t in base_w.items():
+        if name.endswith("ssm_a"):
+            reasoning_w[name] = t.copy()  # A must stay negative for the state to decay
+    reasoning = write_tiny_mamba(folder / f"tiny-mamba-reasoning-{seed}.gguf", TinySpec(seed=seed + 1), reasoning_w)
+    return base, reasoning
 
 
 def write_tiny_pair(folder: Path, seed: int = 0, noise: float = 0.35, reasoning_pad: int = 0) -> tuple[Path, Path]:

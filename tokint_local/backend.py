@@ -1,10 +1,15 @@
 """The one module that talks to llama.cpp (through llama-cpp-python's low-level API).
 
-A ``LlamaModel`` is one GGUF model with its own context and KV cache. It decodes a batch of
-tokens at the next positions and returns logits only for the rows asked for
-(``llama_batch`` + ``llama_get_logits_ith``), rolls its cache back (``llama_memory_seq_rm``),
-and keeps the last prompt's cache for an identical prompt. Logits memory is bounded by the rows requested,
-never n_ctx x vocab.
+``LlamaWeights`` is one GGUF file in memory (llama.cpp's ``llama_model``: weights, vocab,
+metadata), loaded once and shared by reference count. A ``LlamaModel`` is one context over such
+weights, with a KV cache of its own: it decodes a batch of tokens at the next positions and returns
+logits only for the rows asked for (``llama_batch`` + ``llama_get_logits_ith``), rolls its cache
+back (``llama_memory_seq_rm``), and keeps the last prompt's cache for an identical prompt. Logits
+memory is bounded by the rows requested, never n_ctx x vocab.
+
+Every size is the one llama.cpp actually uses (it pads n_ctx up to a multiple of 256 but caps the
+batch at the n_ctx asked for, and asserts when a batch is larger), so no call made here can reach
+one of its batch-size assertions.
 """
 from __future__ import annotations
 
@@ -75,55 +80,58 @@ class ModelSettings:
     n_gpu_layers: int = 0
     n_batch: int = 512
 
+    @property
+    def weights_key(self) -> tuple[str, int]:
+        """What identifies the weights in memory: contexts whose settings share it can share them."""
+        return str(Path(self.path).resolve()), self.n_gpu_layers
 
-class LlamaModel:
-    """One loaded GGUF model with its own context. Not thread-safe: hold ``lock`` while using it
-    from more than one thread."""
 
-    def __init__(self, settings: ModelSettings):
+def _rolls_back(model: llama_cpp.llama_model_p) -> bool:
+    """False for recurrent and hybrid models (Mamba, RWKV, Jamba, ...): their state keeps no earlier positions."""
+    checks = [getattr(llama_cpp, name, None) for name in ("llama_model_is_recurrent", "llama_model_is_hybrid")]
+    return not any(check(model) for check in checks if check is not None)
+
+
+class LlamaWeights:
+    """One GGUF file loaded by llama.cpp: weights, vocab and metadata, shared by the contexts made
+    from it. Each ``LlamaModel`` over it holds a reference; the last ``release`` frees it."""
+
+    def __init__(self, path: Path, n_gpu_layers: int = 0):
         _init_backend()
-        self.settings = settings
-        self.lock = threading.Lock()
-        path = Path(settings.path)
-        if not path.is_file():
-            raise ModelFileMissing(f"model file not found: {path}")
+        self.path, self.n_gpu_layers = Path(path), n_gpu_layers
+        self.users = 0  # contexts holding these weights
+        self._model = None
+        if not self.path.is_file():
+            raise ModelFileMissing(f"model file not found: {self.path}")
         mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = settings.n_gpu_layers
-        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-        if not self._model:
-            raise ModelLoadError(f"llama.cpp could not load {path} (is it a complete GGUF file?)")
-        cparams = llama_cpp.llama_context_default_params()
-        threads = settings.n_threads or os.cpu_count() or 1
-        cparams.n_ctx = settings.n_ctx
-        cparams.n_batch = settings.n_batch
-        cparams.n_ubatch = settings.n_batch
-        cparams.n_seq_max = 1
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
-            raise ModelLoadError(f"llama.cpp could not create a context for {path} (n_ctx {settings.n_ctx})")
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        mparams.n_gpu_layers = n_gpu_layers
+        model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not model:
+            raise ModelLoadError(f"llama.cpp could not load {self.path} (is it a complete GGUF file?)")
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self.n_batch = settings.n_batch
-        self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
+        self.can_roll_back = _rolls_back(model)
+        self.architecture = self.metadata("general.architecture") or "unknown"
         self._pieces: dict[int, bytes] = {}
         self._vocab_info: Optional[VocabInfo] = None
-        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray]] = None  # last prompt and its logits
 
     # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._model is None
+
+    def retain(self) -> None:
+        if self.closed:
+            raise BackendError(f"the weights of {self.path} were already freed")
+        self.users += 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            self.close()
+
     def close(self) -> None:
-        if getattr(self, "_batch", None) is not None:
-            llama_cpp.llama_batch_free(self._batch)
-            self._batch = None
-        if getattr(self, "_ctx", None):
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
         if getattr(self, "_model", None):
             llama_cpp.llama_model_free(self._model)
             self._model = None
@@ -163,40 +171,27 @@ class LlamaModel:
     def eos(self) -> int:
         return llama_cpp.llama_vocab_eos(self._vocab)
 
-    def special_text(self, token: int) -> str:
-        return self.token_text(token) if token >= 0 else ""
-
-    def vocab_info(self) -> VocabInfo:
-        if self._vocab_info is None:
-            self._vocab_info = self._read_vocab_info()
-        return self._vocab_info
-
-    def _read_vocab_info(self) -> VocabInfo:
-        return VocabInfo(
-            vocab_type=_VOCAB_TYPES.get(llama_cpp.llama_vocab_type(self._vocab), "unknown"),
-            bos=self.bos,
-            eos=self.eos,
-            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
-            add_eos=bool(llama_cpp.llama_vocab_get_add_eos(self._vocab)),
-            tokens=[self.token_text(i) for i in range(self.n_vocab)],
-        )
-
     @property
     def add_bos(self) -> bool:
         return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
 
+    def vocab_info(self) -> VocabInfo:
+        if self._vocab_info is None:
+            self._vocab_info = VocabInfo(
+                vocab_type=_VOCAB_TYPES.get(llama_cpp.llama_vocab_type(self._vocab), "unknown"),
+                bos=self.bos,
+                eos=self.eos,
+                add_bos=self.add_bos,
+                add_eos=bool(llama_cpp.llama_vocab_get_add_eos(self._vocab)),
+                tokens=[self.token_text(i) for i in range(self.n_vocab)],
+            )
+        return self._vocab_info
+
     def memory_bytes(self) -> int:
         return int(llama_cpp.llama_model_size(self._model))
 
-    def offload(self) -> tuple[str, int, int]:
-        """(backend, layers on the GPU, layers in all): n_gpu_layers as llama.cpp applies it."""
-        n_layers = int(llama_cpp.llama_model_n_layer(self._model))
-        backend = accelerator()
-        if backend == "CPU":
-            return backend, 0, n_layers
-        wanted = self.settings.n_gpu_layers
-        on_gpu = n_layers if wanted < 0 else min(wanted, n_layers)
-        return backend, on_gpu, n_layers
+    def n_layers(self) -> int:
+        return int(llama_cpp.llama_model_n_layer(self._model))
 
     # -- text ------------------------------------------------------------------------------
     def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
@@ -230,6 +225,134 @@ class LlamaModel:
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
+
+class LlamaModel:
+    """One llama.cpp context, with a KV cache of its own, over loaded weights. ``weights`` None
+    loads the file for this context alone; pass a ``LlamaWeights`` to share one file between
+    contexts (each keeps its own cache). Not thread-safe: use it from one thread at a time.
+
+    ``n_ctx`` is the context this model may fill: the smaller of what was configured and what
+    llama.cpp allocated. ``n_batch`` is the most tokens one ``decode`` takes: llama.cpp's own batch
+    size for this context (at most the configured n_batch, and at most the n_ctx asked for).
+    """
+
+    def __init__(self, settings: ModelSettings, weights: Optional[LlamaWeights] = None):
+        self.settings = settings
+        self._ctx = None
+        self._batch = None
+        self._holds_weights = False
+        self.weights = weights if weights is not None else LlamaWeights(settings.path, settings.n_gpu_layers)
+        self.weights.retain()
+        self._holds_weights = True
+        try:
+            self._open_context()
+        except BaseException:
+            self.close()
+            raise
+        self.n_vocab = self.weights.n_vocab
+        self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
+        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray]] = None  # last prompt and its logits
+
+    def _open_context(self) -> None:
+        settings = self.settings
+        cparams = llama_cpp.llama_context_default_params()
+        threads = settings.n_threads or os.cpu_count() or 1
+        cparams.n_ctx = settings.n_ctx
+        cparams.n_batch = settings.n_batch
+        cparams.n_ubatch = settings.n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        self._ctx = llama_cpp.llama_init_from_model(self.weights._model, cparams)
+        if not self._ctx:
+            raise ModelLoadError(f"llama.cpp could not create a context for {settings.path} (n_ctx {settings.n_ctx})")
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        # llama.cpp pads n_ctx up to a multiple of 256: use no more than was configured
+        self.n_ctx = min(int(llama_cpp.llama_n_ctx(self._ctx)), settings.n_ctx)
+        # llama.cpp caps its batch at the n_ctx asked for and asserts on a larger one (and on one
+        # larger than n_ubatch for non-causal attention)
+        self.n_batch = min(int(llama_cpp.llama_n_batch(self._ctx)), int(llama_cpp.llama_n_ubatch(self._ctx)))
+        if self.n_batch < 1:
+            raise ModelLoadError(f"llama.cpp gave {settings.path} a batch of {self.n_batch} tokens (n_batch {settings.n_batch})")
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free this context; the weights too when no other context uses them."""
+        if getattr(self, "_batch", None) is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if getattr(self, "_ctx", None):
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_holds_weights", False):
+            self._holds_weights = False
+            self.weights.release()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- what the weights know -------------------------------------------------------------
+    @property
+    def can_roll_back(self) -> bool:
+        """False for recurrent and hybrid models: ``truncate`` can then only empty the cache."""
+        return self.weights.can_roll_back
+
+    def metadata(self, key: str) -> Optional[str]:
+        return self.weights.metadata(key)
+
+    @property
+    def chat_template(self) -> Optional[str]:
+        return self.weights.chat_template
+
+    def token_text(self, token: int) -> str:
+        return self.weights.token_text(token)
+
+    @property
+    def bos(self) -> int:
+        return self.weights.bos
+
+    @property
+    def eos(self) -> int:
+        return self.weights.eos
+
+    def special_text(self, token: int) -> str:
+        return self.token_text(token) if token >= 0 else ""
+
+    def vocab_info(self) -> VocabInfo:
+        return self.weights.vocab_info()
+
+    @property
+    def add_bos(self) -> bool:
+        return self.weights.add_bos
+
+    def memory_bytes(self) -> int:
+        """The size of the weights (shared with every other context over them)."""
+        return self.weights.memory_bytes()
+
+    def offload(self) -> tuple[str, int, int]:
+        """(backend, layers on the GPU, layers in all): n_gpu_layers as llama.cpp applies it."""
+        n_layers = self.weights.n_layers()
+        backend = accelerator()
+        if backend == "CPU":
+            return backend, 0, n_layers
+        wanted = self.settings.n_gpu_layers
+        on_gpu = n_layers if wanted < 0 else min(wanted, n_layers)
+        return backend, on_gpu, n_layers
+
+    def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
+        return self.weights.tokenize(text, add_special, parse_special)
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for; control tokens (end of turn, ...) give none."""
+        return self.weights.piece(token)
+
+    def is_eog(self, token: int) -> bool:
+        return self.weights.is_eog(token)
+
     # -- decoding --------------------------------------------------------------------------
     @property
     def n_past(self) -> int:
@@ -241,7 +364,8 @@ class LlamaModel:
         The prompt is always decoded the same way (chunks of n_batch from position 0), because
         llama.cpp's arithmetic differs slightly between batch sizes: reusing part of an earlier
         prompt would make a generation depend on what ran before it. The one reuse is exact: the
-        same prompt as last time keeps its cache and its logits.
+        same prompt as last time keeps its cache and its logits (for a model that cannot roll back,
+        only when the cache holds nothing after it).
         """
         if not tokens:
             raise BackendError("cannot decode an empty prompt")
@@ -250,7 +374,8 @@ class LlamaModel:
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it or raise n_ctx"
             )
         key = tuple(tokens)
-        if self._prompt is not None and self._prompt[0] == key and tuple(self._cached[: len(key)]) == key:
+        held = tuple(self._cached if not self.can_roll_back else self._cached[: len(key)])
+        if self._prompt is not None and self._prompt[0] == key and held == key:
             self.truncate(len(key))
             return self._prompt[1].copy()
         self._prompt = None
@@ -267,7 +392,8 @@ class LlamaModel:
     def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """Append ``tokens`` at the next positions; logits ``[len(rows), n_vocab]`` for the chosen rows.
 
-        ``rows`` None means every row. Raises BackendError when the context is full.
+        ``rows`` None means every row. Raises BackendError when the context is full or the batch
+        is larger than ``n_batch``.
         """
         n = len(tokens)
         if n == 0 or n > self.n_batch:
@@ -275,6 +401,8 @@ class LlamaModel:
         if self.n_past + n > self.n_ctx:
             raise BackendError(f"the context is full ({self.n_ctx} tokens)")
         rows = range(n) if rows is None else rows
+        if any(not 0 <= row < n for row in rows):
+            raise BackendError(f"logits rows must lie in 0..{n - 1}, not {list(rows)}")
         want = set(rows)
         batch = self._batch
         start = self.n_past
@@ -287,8 +415,9 @@ class LlamaModel:
         batch.n_tokens = n
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
-            # On failure llama.cpp leaves the cache as it was before this batch.
-            self.truncate(start)
+            # llama.cpp undoes a failed batch; should it have left anything behind, start clean
+            if llama_cpp.llama_memory_seq_pos_max(self._memory, 0) != start - 1:
+                self._clear()
             raise BackendError(f"llama_decode failed with code {rc}")
         self._cached.extend(tokens)
         out = np.empty((len(rows), self.n_vocab), dtype=np.float32)
@@ -300,11 +429,21 @@ class LlamaModel:
         return out
 
     def truncate(self, n: int) -> None:
-        """Forget every cached position from ``n`` on (``llama_memory_seq_rm``)."""
+        """Forget every cached position from ``n`` on (``llama_memory_seq_rm``).
+
+        Raises BackendError when llama.cpp refuses (a recurrent model cannot drop only its last
+        positions); the cache is then empty, never silently different from what ``n_past`` says.
+        """
         if n >= len(self._cached):
             return
-        if not llama_cpp.llama_memory_seq_rm(self._memory, 0, n, -1):
-            llama_cpp.llama_memory_clear(self._memory, True)
-            self._cached = []
-            return
-        del self._cached[n:]
+        if not llama_cpp.llama_memory_seq_rm(self._memory, 0, max(n, 0), -1):
+            self._clear()
+            raise BackendError(
+                f"llama.cpp cannot roll the cache of {Path(self.settings.path).name} back to position {n} "
+                f"(a {self.weights.architecture} model keeps no earlier state); the cache was emptied"
+            )
+        del self._cached[max(n, 0):]
+
+    def _clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._memory, True)
+        self._cached = []

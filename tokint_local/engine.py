@@ -84,7 +84,8 @@ class _Run:
             pair, req.mode, req.divergence, gate, Sampler(req.temperature, req.top_k, req.top_p, self.seed),
             req.max_tokens, req.return_top,
             (len(prompts["base"].tokens) if use_base else 0, len(prompts["reasoning"].tokens) if use_reasoning else 0),
-            AdaptiveK(req.block_size) if req.schedule == "block" else None,
+            # block needs rollback: a recurrent or hybrid model runs lockstep
+            AdaptiveK(req.block_size) if req.schedule == "block" and pair.can_roll_back else None,
         )
         decisions = stepper.decisions(lb, lr)
         t_first: Optional[float] = None

@@ -30,6 +30,15 @@ _GGML_BLOCKS = {
     34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
 }
 DEFAULT_ALIGNMENT = 32
+
+# llama.cpp's recurrent and hybrid architectures (llm_arch_is_recurrent / llm_arch_is_hybrid): their
+# state keeps no earlier positions, so their cache cannot be cut back to one
+RECURRENT_ARCHITECTURES = frozenset({
+    "mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7",
+    "jamba", "falcon-h1", "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe",
+    "qwen3next", "qwen35", "qwen35moe", "qwen4exp", "kimi-linear", "kimi-k3", "bailingmoe3", "glm5-next",
+    "deepseek4", "minimax-01",
+})
 VOCAB_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.bos_token_id",
               "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token")
 
@@ -73,6 +82,16 @@ def vocab_info(path: Path) -> VocabInfo:
         add_eos=bool(meta.get("tokenizer.ggml.add_eos_token", add_eos)),
         tokens=meta["tokenizer.ggml.tokens"],
     )
+
+
+def architecture(path: Path) -> str:
+    """The file's ``general.architecture`` (llama.cpp's name for the model's kind)."""
+    return str(read_metadata(path, ["general.architecture"]).get("general.architecture", "unknown"))
+
+
+def can_roll_back(arch: str) -> bool:
+    """Whether llama.cpp can cut this architecture's cache back to a position (not recurrent or hybrid)."""
+    return arch not in RECURRENT_ARCHITECTURES
 
 
 class _Reader:

@@ -1,13 +1,20 @@
-"""A loaded model pair: a base model and a reasoning model that can decode one response together."""
+"""A loaded model pair: a base model and a reasoning model that can decode one response together.
+
+Each role of each pair has a llama.cpp context (a KV cache) of its own; a model file used twice
+(both roles, or by several pairs) is in memory once and its weights are shared by reference count.
+"""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Iterator
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
 
-from .backend import LlamaModel, ModelSettings
+from .backend import LlamaModel, LlamaWeights, ModelSettings
 from .compat import shared_vocab_size
 from .config import ModelEntry, PairEntry
+
+WeightsSource = Callable[[ModelSettings], LlamaWeights]
 
 
 def settings_for(entry: ModelEntry, pair: str = "PAIR") -> ModelSettings:
@@ -29,15 +36,23 @@ class ModelPair:
     reasoning: LlamaModel
     n_shared: int
     formats: tuple[str, str] = ("gguf", "gguf")  # prompt format of the base and the reasoning model
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether both caches can be cut back to a position (the block schedule needs it)."""
+        return self.base.can_roll_back and self.reasoning.can_roll_back
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator["ModelPair"]:
-        """Hold both models for one generation (each model has one KV cache; pairs may share a model)."""
-        models = sorted({id(self.base): self.base, id(self.reasoning): self.reasoning}.items())
-        with contextlib.ExitStack() as stack:
-            for _, model in models:
-                stack.enter_context(model.lock)
+        """Hold the pair for one generation (its two contexts are its own; weights are read-only)."""
+        with self.lock:
             yield self
+
+    def model_bytes(self) -> int:
+        """The weights in memory for this pair, a file used by both roles counted once."""
+        weights = {id(m.weights): m.weights for m in (self.base, self.reasoning)}
+        return sum(w.memory_bytes() for w in weights.values())
 
     def close(self) -> None:
         self.base.close()
@@ -50,11 +65,25 @@ def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) 
     return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
 
 
-def open_pair(entry: PairEntry) -> ModelPair:
-    """Load both models of ``entry`` and check that they can be paired."""
-    base = LlamaModel(settings_for(entry.base, entry.name))
+def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> ModelPair:
+    """Load both models of ``entry`` and check that they can be paired.
+
+    ``weights`` gives the weights for a model's settings (the daemon's registry shares them
+    between pairs); by default a file used for both roles is loaded once for this pair.
+    """
+    if weights is None:
+        loaded: dict[tuple[str, int], LlamaWeights] = {}
+
+        def weights(settings: ModelSettings) -> LlamaWeights:
+            found = loaded.get(settings.weights_key)
+            if found is None or found.closed:
+                found = loaded[settings.weights_key] = LlamaWeights(settings.path, settings.n_gpu_layers)
+            return found
+
+    base_settings, reasoning_settings = settings_for(entry.base, entry.name), settings_for(entry.reasoning, entry.name)
+    base = LlamaModel(base_settings, weights(base_settings))
     try:
-        reasoning = LlamaModel(settings_for(entry.reasoning, entry.name))
+        reasoning = LlamaModel(reasoning_settings, weights(reasoning_settings))
     except BaseException:
         base.close()
         raise

@@ -142,6 +142,8 @@ def pairs_text(pairs: list[PairListing]) -> str:
         damaged = p.base.damage or p.reasoning.damage
         verdict = "DAMAGED" if damaged else {True: "ok", False: "INCOMPATIBLE", None: "unknown"}[p.compatible]
         lines.append(f"    pairing:   {verdict}: {p.compat_detail}")
+        if p.lockstep_only:
+            lines.append(f"    schedule:  lockstep only ({p.schedule_detail})")
         if p.defaults:
             lines.append("    defaults:  " + ", ".join(f"{k}={'unlimited' if v is None else v}" for k, v in p.defaults.items()))
         if p.pull:

@@ -16,6 +16,10 @@ lockstep, so the two schedules agree up to the arithmetic of batched decoding (d
 
 Once no takeover is possible any more (budget spent, past max_position, infinite threshold) the
 reasoning model stops running and the base model decodes alone, in either schedule.
+
+The block schedule needs both caches to roll back; the engine runs lockstep for a pair with a
+model that cannot (recurrent and hybrid architectures). A draft is cut to what fits in the
+reasoning model's batch (llama.cpp's n_batch) and context.
 """
 from __future__ import annotations
 
@@ -176,7 +180,8 @@ class Stepper:
         base, reasoning = self.pair.base, self.pair.reasoning
         pending = lr if isinstance(lr, int) else None
         reasoning_room = reasoning.n_ctx - reasoning.n_past - (pending is not None)  # drafts it can still score
-        limit = min(self.block.k, self.max_tokens - i, reasoning_room + 1, base.n_ctx - base.n_past + 1)
+        batch_room = reasoning.n_batch - (pending is not None)  # the scoring batch may hold no more than n_batch
+        limit = min(self.block.k, self.max_tokens - i, reasoning_room + 1, batch_room + 1, base.n_ctx - base.n_past + 1)
         if self.gate.max_position is not None:
             limit = min(limit, self.gate.max_position - i)
         if limit < 1:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from .config import ModelEntry, PairEntry
 from .errors import TokintError
+from .gguf_meta import architecture, can_roll_back
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class PairListing:
     compat_detail: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     pull: Optional[str] = None  # the command that fetches what is missing
+    lockstep_only: bool = False  # a model's cache cannot be rolled back: the block schedule is not used
+    schedule_detail: str = ""  # why, when lockstep_only
 
     def to_wire(self) -> dict[str, Any]:
         out = asdict(self)
@@ -99,11 +102,23 @@ def describe_pair(entry: PairEntry, is_default: bool, loaded: bool = False) -> P
     elif base.present and reasoning.present:
         compatible, detail = check_files(Path(base.path), Path(reasoning.path))
     to_pull = [m for m, f in ((entry.base, base), (entry.reasoning, reasoning)) if (not f.present or f.damage) and m.hf_repo]
+    recurrent = [f"{role} is {arch}" for role, arch in (("base", _architecture(base)), ("reasoning", _architecture(reasoning)))
+                 if arch is not None and not can_roll_back(arch)]
     return PairListing(
         name=entry.name, description=entry.description, default=is_default, base=base, reasoning=reasoning,
         loaded=loaded, compatible=compatible, compat_detail=detail, defaults=dict(entry.defaults),
-        pull=f"tokint pull {entry.name}" if to_pull else None,
+        pull=f"tokint pull {entry.name}" if to_pull else None, lockstep_only=bool(recurrent),
+        schedule_detail=f"{', '.join(recurrent)}: a recurrent model's cache cannot be rolled back" if recurrent else "",
     )
+
+
+def _architecture(model: ModelFile) -> Optional[str]:
+    if not model.present:
+        return None
+    try:
+        return architecture(Path(model.path))
+    except TokintError:
+        return None
 
 
 @dataclass(frozen=True)
