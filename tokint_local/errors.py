@@ -44,6 +44,12 @@ class BackendError(TokintError):
     code = "backend_error"
 
 
+class TemplateError(TokintError):
+    """A model's chat template failed to render the prompt (the message says how)."""
+
+    code = "template_error"
+
+
 class DaemonUnavailable(TokintError):
     """Nothing answered at the daemon's address, or it stopped answering."""
 
@@ -60,7 +66,7 @@ class DaemonError(TokintError):
 
 _BY_CODE = {cls.code: cls for cls in (
     InvalidParameter, ConfigError, UnknownPair, ModelFileMissing, ModelLoadError, IncompatiblePair, PromptTooLong,
-    BackendError,
+    BackendError, TemplateError,
 )}
 
 

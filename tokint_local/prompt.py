@@ -2,28 +2,36 @@
 
 A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with
 one user message and the generation prompt; with ``raw`` the prompt goes in as plain text.
+
+Text is data: the template is rendered around a placeholder for each message's content, so the
+result comes in pieces that say whether they are the template's own markup (which may hold
+special tokens such as ``<|im_start|>``) or what a person wrote (always plain text, whatever it
+looks like). ``engine.prepare_prompt`` tokenizes them accordingly.
 """
 from __future__ import annotations
 
 import datetime
+import functools
+import uuid
 from dataclasses import dataclass
 from typing import Optional
 
 import jinja2
 import jinja2.sandbox
 
-from .errors import TokintError
-
-
-class TemplateError(TokintError):
-    code = "template_error"
+from .errors import TemplateError
 
 
 @dataclass(frozen=True)
 class PromptText:
-    text: str
+    """The prompt in a model's format, as (text, from_template) pieces in order."""
+
+    pieces: tuple[tuple[str, bool], ...]
     format: str  # "chat_template" or "raw"
-    parse_special: bool  # special-token text in a rendered template is meant as special tokens
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.pieces)
 
 
 def _raise(message: str) -> None:
@@ -48,6 +56,23 @@ NAMED_TEMPLATES = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _compile(template: str) -> jinja2.Template:
+    return _ENV.from_string(template)
+
+
+def render_template(template: str, messages: list[dict], bos: str, eos: str) -> str:
+    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError."""
+    try:
+        return _compile(template).render(
+            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos,
+        )
+    except TemplateError:
+        raise
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"the model's chat template could not be rendered ({exc}); try --raw") from None
+
+
 def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
     """The text a model is given for ``prompt``.
 
@@ -57,16 +82,14 @@ def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw:
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]
     if raw or fmt == "raw" or not template:
-        return PromptText(prompt, "raw", parse_special=False)
-    try:
-        text = _ENV.from_string(template).render(
-            messages=[{"role": "user", "content": prompt}],
-            add_generation_prompt=True,
-            bos_token=bos,
-            eos_token=eos,
-        )
-    except TemplateError:
-        raise
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"the model's chat template could not be rendered ({exc}); try --raw") from None
-    return PromptText(text, "chat_template", parse_special=True)
+        return PromptText(((prompt, False),), "raw")
+    # letters and digits only: no template filter (escaping, JSON, trimming) changes it
+    placeholder = f"TOKINTCONTENT{uuid.uuid4().hex}"
+    rendered = render_template(template, [{"role": "user", "content": placeholder}], bos, eos)
+    pieces: list[tuple[str, bool]] = []
+    for i, part in enumerate(rendered.split(placeholder)):
+        if i:
+            pieces.append((prompt, False))
+        if part:
+            pieces.append((part, True))
+    return PromptText(tuple(pieces), "chat_template")
