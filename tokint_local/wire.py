@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import msgpack
 
-from .errors import TokintError
+from .errors import InvalidParameter, TokintError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a larger request gets a "too_large" error
@@ -49,7 +49,11 @@ class Message:
 
     def to_frames(self) -> list[bytes]:
         header = {"id": self.id, "type": self.type, "version": self.version, "parent": self.parent}
-        return [_pack(header), _pack(self.content)]
+        try:
+            return [_pack(header), _pack(self.content)]
+        except UnicodeEncodeError as exc:  # a lone surrogate: a str that is not text cannot go on the wire
+            bad = exc.object[exc.start : exc.end]
+            raise InvalidParameter(f"{self.type}: a string that is not valid text ({exc.reason}: {bad!r})") from None
 
     @classmethod
     def from_frames(cls, frames: list[bytes]) -> "Message":
