@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import jinja2
+import jinja2.ext
+import jinja2.nodes
+import jinja2.parser
 import jinja2.sandbox
 
 from .errors import TemplateError
@@ -38,7 +42,31 @@ def _raise(message: str) -> None:
     raise TemplateError(f"the chat template refused the prompt: {message}")
 
 
-_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
+def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None, sort_keys: bool = False) -> str:
+    # as transformers has it: Jinja's own tojson escapes HTML characters and takes no such arguments
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+class _Generation(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}``: transformers marks the assistant's part with it; it renders its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller: Any) -> str:
+        return caller()
+
+
+# The environment transformers' apply_chat_template renders in, so a GGUF file's template (taken
+# from the model's tokenizer_config.json) renders here as it does there.
+_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, jinja2.ext.loopcontrols],
+)
+_ENV.filters["tojson"] = _tojson
 _ENV.globals["raise_exception"] = _raise
 _ENV.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
 
@@ -65,12 +93,13 @@ def render_template(template: str, messages: list[dict], bos: str, eos: str) -> 
     """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError."""
     try:
         return _compile(template).render(
-            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos,
+            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None, documents=None,
         )
     except TemplateError:
         raise
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"the model's chat template could not be rendered ({exc}); try --raw") from None
+    except Exception as exc:  # a template is a program: whatever it raises is the template's fault
+        said = str(exc) or type(exc).__name__
+        raise TemplateError(f"the model's chat template could not be rendered ({said}); try --raw") from None
 
 
 def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
