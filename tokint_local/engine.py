@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional, Sequence
+from typing import Generator, Iterator, Optional, Sequence
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
@@ -130,6 +130,9 @@ class _Run:
         text = Utf8Stream()
         hold: StopHold[TokenEvent] = StopHold(req.stop)
         emitted: list[TokenEvent] = []
+        # the last token ended inside a character: its event waits for the next token, or for the end,
+        # where the bytes that never became a character are U+FFFD in its text
+        unfinished: Optional[TokenEvent] = None
         finish = "length"
         while True:
             if self.cancel is not None and self.cancel.is_set():
@@ -140,21 +143,29 @@ class _Run:
                 break  # max_tokens or a full context: finish "length"
             model = pair.reasoning if d.source == "reasoning" else pair.base
             piece = text.feed(model.piece(d.token))
+            end = model.is_eog(d.token)
+            if end and unfinished is not None:  # no more bytes will come: the held ones are U+FFFD
+                unfinished = _with_text(unfinished, unfinished.text + text.flush())
             event = TokenEvent(
                 position=d.position, token_id=d.token, text=piece, source=d.source, divergence=d.divergence,
                 base_entropy=d.base_entropy, budget_left=d.budget_left, t=time.perf_counter() - t0, top_k=d.top,
             )
             if t_first is None:
                 t_first = event.t
-            released, stopped = hold.push(event, piece)
-            for ev, ev_text in released:
-                ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
-                emitted.append(ev)
-                yield ev
-            if stopped or model.is_eog(d.token):
+            ready = [e for e in (unfinished, event) if e is not None]
+            unfinished = ready.pop() if text.pending else None
+            stopped = False
+            for ready_event in ready:
+                stopped = yield from _release(hold, ready_event, emitted)
+                if stopped:
+                    unfinished = None  # what came after the stop string is not part of the response
+                    break
+            if stopped or end:
                 finish = "stop"
                 break
         decisions.close()
+        if unfinished is not None and (yield from _release(hold, _with_text(unfinished, unfinished.text + text.flush()), emitted)):
+            finish = "stop"
         for ev, _ in hold.drain():
             emitted.append(ev)
             yield ev
@@ -178,6 +189,16 @@ class _Run:
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:
     return replace(event, text=text)
+
+
+def _release(hold: StopHold[TokenEvent], event: TokenEvent, emitted: list[TokenEvent]) -> Generator[TokenEvent, None, bool]:
+    """Yield what ``hold`` lets out after ``event``; returns whether a stop string ended the response."""
+    released, stopped = hold.push(event, event.text)
+    for ev, ev_text in released:
+        ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
+        emitted.append(ev)
+        yield ev
+    return stopped
 
 
 def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:

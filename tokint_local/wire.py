@@ -6,8 +6,9 @@ A message is two msgpack frames, a header and a content map:
     content = {...}   # depends on "type"
 
 ``parent`` is the id of the request a reply or streamed event answers. msgpack is decoded with
-``raw=False``, strict size limits and no extension types: nothing but plain data ever comes off
-the wire. See docs/PROTOCOL.md for the contract.
+``raw=False``, strict size limits and no extension types (msgpack's own timestamp included: a
+message holding one is ``malformed``): nothing but plain data ever comes off the wire. See
+docs/PROTOCOL.md for the contract.
 """
 from __future__ import annotations
 
@@ -108,6 +109,7 @@ def _unpack(frame: bytes, what: str, parent: Optional[str] = None) -> Any:
             raw=False,
             strict_map_key=True,
             ext_hook=_refuse_ext,
+            max_ext_len=0,  # every extension type refused while decoding, the built-in timestamp (-1) too
             max_str_len=MAX_MESSAGE_BYTES,
             max_bin_len=MAX_MESSAGE_BYTES,
             max_array_len=100_000,
