@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Select
 
@@ -11,6 +12,8 @@ from tokint_local.divergence import DIVERGENCES
 from tokint_local.errors import InvalidParameter
 from tokint_local.events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
 from tokint_local.status import PairListing
+
+from ..plain import plain
 
 NUMBER_FIELDS = ("threshold", "budget", "temperature", "max_tokens", "seed")
 
@@ -49,9 +52,9 @@ class SettingsPanel(VerticalScroll):
         self._apply_defaults()
 
     @staticmethod
-    def _label(p: PairListing) -> str:
+    def _label(p: PairListing) -> Text:
         ok = p.base.present and p.reasoning.present
-        return f"{p.name}{'' if ok else ' (files missing)'}"
+        return plain(f"{p.name}{'' if ok else ' (files missing)'}")
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "pair":
@@ -77,7 +80,7 @@ class SettingsPanel(VerticalScroll):
             hint.update("")
             return
         missing = [f"{role}: {m.source}" for role, m in (("base", pair.base), ("reasoning", pair.reasoning)) if not m.present]
-        hint.update("files missing: " + "; ".join(missing) if missing else "files present" + (", loaded" if pair.loaded else ""))
+        hint.update(plain("files missing: " + "; ".join(missing) if missing else "files present" + (", loaded" if pair.loaded else "")))
         hint.set_class(bool(missing), "error")
 
     def request(self, prompt: str, **overrides) -> GenerationRequest:
