@@ -11,6 +11,7 @@ from rich.console import Console
 from textual.widgets import Static, TabbedContent
 from textual.widgets._toast import Toast
 
+from conftest import DaemonProcess
 from tokint_local.client import Client
 from tokint_local.events import GenerationRequest, TokenEvent
 from tokint_local.status import ModelFile, PairListing
@@ -151,3 +152,22 @@ async def test_a_recorded_prompt_holding_markup_does_not_stop_the_app(daemon):
         await pilot.pause(0.2)
         assert app.is_running and app.screen.query_one("#prompt").text == prompt
 
+
+async def test_the_pair_selector_chooses_the_first_pair_when_models_toml_names_no_default(tmp_path, tiny_files, daemon_address):
+    models = tmp_path / "no-default.toml"
+    models.write_text("".join(
+        f'[pairs.{name}]\nbase = {{ path = "{tiny_files["base"]}", n_ctx = 256, n_threads = 1 }}\n'
+        f'reasoning = {{ path = "{tiny_files["reasoning"]}", n_ctx = 256, n_threads = 1 }}\n\n' for name in ("zeta", "alpha")))
+    d = DaemonProcess(models, daemon_address)
+    try:
+        app = TokintApp(daemon_address, autostart=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            select = app.screen.query_one("#settings").query_one("#pair")
+            await wait_for(pilot, lambda: select.value != select.NULL)
+            assert select.value == "zeta" and plain(select.query_one("#label")) == "zeta"
+            assert select.prompt == "choose a pair"
+            await pilot.pause(0.1)
+            assert "connecting" not in screen_text(app)
+    finally:
+        d.stop()

@@ -42,9 +42,13 @@ class SettingsPanel(VerticalScroll):
         yield Input("", placeholder="random", id="seed", compact=True)
 
     def set_pairs(self, pairs: list[PairListing], default: Optional[str]) -> None:
+        """List ``pairs``; keep the one chosen, else select ``default``, else the first (models.toml may name no default)."""
         self._pairs = {p.name: p for p in pairs}
         select = self.query_one("#pair", Select)
         current = select.value if select.value in self._pairs else default
+        if current not in self._pairs and pairs:
+            current = pairs[0].name
+        select.prompt = "choose a pair" if pairs else "no pairs in models.toml"
         select.set_options([(self._label(p), p.name) for p in pairs])
         if current in self._pairs:
             select.value = current
