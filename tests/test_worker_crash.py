@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess
+from conftest import DaemonProcess, wait_until
 from tokint_local.client import Client
 from tokint_local.errors import BackendCrashed
 from tokint_local.events import Summary, TokenEvent
@@ -20,11 +20,6 @@ from tokint_local.history import show_generation
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def worker_pid(client: Client) -> int:
