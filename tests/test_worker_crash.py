@@ -49,6 +49,8 @@ def test_a_worker_killed_mid_generation_fails_only_that_generation(daemon, tokin
         assert status.worker.restarts == 1 and status.worker.state == "running"
         assert status.worker.pid not in (None, pid)
         assert sig.name in status.worker.last_crash
+        median, p95 = status.worker.token_hop_ms  # the daemon timed each token's hop from the worker
+        assert 0 <= median <= p95
     wait_until(lambda: show_generation(stream.id)["state"] == "failed")
     record = show_generation(stream.id)
     assert record["error"].startswith("backend_crashed") and sig.name in record["error"]
