@@ -107,6 +107,8 @@ def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw:
 
     ``fmt`` is the model's configured prompt format: "gguf" (its own chat template, or raw text when
     it has none), "raw", or a named template ("chatml", "llama3"). ``raw`` overrides it per request.
+    The prompt goes in exactly as given: a filter the template applies to a message's content (say
+    ``| trim``) acts on the placeholder, not on the prompt.
     """
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]
