@@ -117,10 +117,11 @@ class AsyncClient:
                 await self._sock.send_multipart(Message("heartbeat").to_frames())
 
     async def _send(self, message: Message) -> asyncio.Queue:
+        frames = message.to_frames()  # a string that is not text is InvalidParameter here, before anything is sent
         sock = self._connect()
         queue: asyncio.Queue = asyncio.Queue()
         self._routes[message.id] = queue
-        await sock.send_multipart(message.to_frames())
+        await sock.send_multipart(frames)
         return queue
 
     async def request(self, mtype: str, content: Optional[dict[str, Any]] = None, timeout: Optional[float] = None) -> dict[str, Any]:

@@ -10,11 +10,12 @@ prompts, turns decisions into events (text, stop strings, end of generation) and
 """
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional
+from typing import Generator, Iterator, Optional, Sequence
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
@@ -44,11 +45,15 @@ class PreparedPrompt:
 
 
 def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: str = "gguf") -> PreparedPrompt:
-    """The prompt in ``model``'s own prompt format, as tokens, checked against its context."""
-    bos = model.special_text(model.bos)
-    text = format_prompt(prompt, model.chat_template, bos, model.special_text(model.eos), raw, fmt)
-    add_bos = model.add_bos and not (bos and text.text.startswith(bos))
-    tokens = model.tokenize(text.text, add_special=add_bos, parse_special=text.parse_special)
+    """The prompt in ``model``'s own prompt format, as tokens, checked against its context.
+
+    Only the chat template's own markup may become special tokens; what the person wrote is plain
+    text, whatever it spells. A model that adds a BOS token gets exactly one.
+    """
+    text = format_prompt(prompt, model.chat_template, model.special_text(model.bos), model.special_text(model.eos), raw, fmt)
+    tokens = prompt_tokens(model, text.pieces)
+    if model.add_bos and model.bos >= 0 and tokens[:1] != [model.bos]:
+        tokens.insert(0, model.bos)
     if not tokens:
         raise InvalidParameter("prompt: empty; give some text to respond to")
     if len(tokens) >= model.n_ctx:
@@ -57,6 +62,40 @@ def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: st
             "shorten the prompt or raise n_ctx in models.toml"
         )
     return PreparedPrompt(tokens, text.format)
+
+
+def prompt_tokens(model: LlamaModel, pieces: Sequence[tuple[str, bool]]) -> list[int]:
+    """The tokens of (text, from_template) pieces, special tokens parsed in the template's pieces alone.
+
+    The text is cut at the template's special tokens, as llama.cpp cuts it, and each stretch between
+    them (template text and message content alike) is tokenized as plain text: without special text
+    in the content the tokens are those of the whole text, and with it the content stays text.
+    """
+    specials: dict[str, int] = {}
+    for piece, from_template in pieces:
+        if from_template:
+            for token in model.tokenize(piece, add_special=False, parse_special=True):
+                if not model.piece(token) and model.token_text(token):  # control tokens print as nothing
+                    specials[model.token_text(token)] = token
+    cut = re.compile("|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))) if specials else None
+    tokens: list[int] = []
+    stretch: list[str] = []
+
+    def plain() -> None:
+        if "".join(stretch):
+            tokens.extend(model.tokenize("".join(stretch), add_special=False, parse_special=False))
+        stretch.clear()
+
+    for piece, from_template in pieces:
+        start = 0
+        for found in (cut.finditer(piece) if from_template and cut is not None else ()):
+            stretch.append(piece[start : found.start()])
+            plain()
+            tokens.append(specials[found.group()])
+            start = found.end()
+        stretch.append(piece[start:])
+    plain()
+    return tokens
 
 
 class _Run:
@@ -91,6 +130,9 @@ class _Run:
         text = Utf8Stream()
         hold: StopHold[TokenEvent] = StopHold(req.stop)
         emitted: list[TokenEvent] = []
+        # the last token ended inside a character: its event waits for the next token, or for the end,
+        # where the bytes that never became a character are U+FFFD in its text
+        unfinished: Optional[TokenEvent] = None
         finish = "length"
         while True:
             if self.cancel is not None and self.cancel.is_set():
@@ -101,21 +143,29 @@ class _Run:
                 break  # max_tokens or a full context: finish "length"
             model = pair.reasoning if d.source == "reasoning" else pair.base
             piece = text.feed(model.piece(d.token))
+            end = model.is_eog(d.token)
+            if end and unfinished is not None:  # no more bytes will come: the held ones are U+FFFD
+                unfinished = _with_text(unfinished, unfinished.text + text.flush())
             event = TokenEvent(
                 position=d.position, token_id=d.token, text=piece, source=d.source, divergence=d.divergence,
                 base_entropy=d.base_entropy, budget_left=d.budget_left, t=time.perf_counter() - t0, top_k=d.top,
             )
             if t_first is None:
                 t_first = event.t
-            released, stopped = hold.push(event, piece)
-            for ev, ev_text in released:
-                ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
-                emitted.append(ev)
-                yield ev
-            if stopped or model.is_eog(d.token):
+            ready = [e for e in (unfinished, event) if e is not None]
+            unfinished = ready.pop() if text.pending else None
+            stopped = False
+            for ready_event in ready:
+                stopped = yield from _release(hold, ready_event, emitted)
+                if stopped:
+                    unfinished = None  # what came after the stop string is not part of the response
+                    break
+            if stopped or end:
                 finish = "stop"
                 break
         decisions.close()
+        if unfinished is not None and (yield from _release(hold, _with_text(unfinished, unfinished.text + text.flush()), emitted)):
+            finish = "stop"
         for ev, _ in hold.drain():
             emitted.append(ev)
             yield ev
@@ -139,6 +189,16 @@ class _Run:
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:
     return replace(event, text=text)
+
+
+def _release(hold: StopHold[TokenEvent], event: TokenEvent, emitted: list[TokenEvent]) -> Generator[TokenEvent, None, bool]:
+    """Yield what ``hold`` lets out after ``event``; returns whether a stop string ended the response."""
+    released, stopped = hold.push(event, event.text)
+    for ev, ev_text in released:
+        ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
+        emitted.append(ev)
+        yield ev
+    return stopped
 
 
 def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:

@@ -32,6 +32,18 @@ def _is_number(v: Any) -> bool:
     return (isinstance(v, (int, float))) and not isinstance(v, bool)
 
 
+def _check_text(name: str, value: Any) -> None:
+    """A string that cannot be UTF-8 (it holds a lone surrogate) is not text: InvalidParameter, not a crash later."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidParameter(
+                f"{name}: not valid text: a lone surrogate U+{ord(value[exc.start]):04X} at index {exc.start} "
+                "(decode bytes with errors='replace' first)"
+            ) from None
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """Everything that decides one generation. Validated on construction."""
@@ -109,6 +121,8 @@ class GenerationRequest:
             not isinstance(self.min_base_entropy, float) or not math.isfinite(self.min_base_entropy)
         ):
             raise bad("min_base_entropy", "must be a finite number")
+        for name, text in (("prompt", self.prompt), ("pair", self.pair), *(("stop", s) for s in self.stop)):
+            _check_text(name, text)
 
     def to_wire(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -2,35 +2,71 @@
 
 A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with
 one user message and the generation prompt; with ``raw`` the prompt goes in as plain text.
+
+Text is data: the template is rendered around a placeholder for each message's content, so the
+result comes in pieces that say whether they are the template's own markup (which may hold
+special tokens such as ``<|im_start|>``) or what a person wrote (always plain text, whatever it
+looks like). ``engine.prepare_prompt`` tokenizes them accordingly.
 """
 from __future__ import annotations
 
 import datetime
+import functools
+import json
+import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import jinja2
+import jinja2.ext
+import jinja2.nodes
+import jinja2.parser
 import jinja2.sandbox
 
-from .errors import TokintError
-
-
-class TemplateError(TokintError):
-    code = "template_error"
+from .errors import TemplateError
 
 
 @dataclass(frozen=True)
 class PromptText:
-    text: str
+    """The prompt in a model's format, as (text, from_template) pieces in order."""
+
+    pieces: tuple[tuple[str, bool], ...]
     format: str  # "chat_template" or "raw"
-    parse_special: bool  # special-token text in a rendered template is meant as special tokens
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.pieces)
 
 
 def _raise(message: str) -> None:
     raise TemplateError(f"the chat template refused the prompt: {message}")
 
 
-_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
+def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None, sort_keys: bool = False) -> str:
+    # as transformers has it: Jinja's own tojson escapes HTML characters and takes no such arguments
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+class _Generation(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}``: transformers marks the assistant's part with it; it renders its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller: Any) -> str:
+        return caller()
+
+
+# The environment transformers' apply_chat_template renders in, so a GGUF file's template (taken
+# from the model's tokenizer_config.json) renders here as it does there.
+_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, jinja2.ext.loopcontrols],
+)
+_ENV.filters["tojson"] = _tojson
 _ENV.globals["raise_exception"] = _raise
 _ENV.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
 
@@ -48,6 +84,24 @@ NAMED_TEMPLATES = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _compile(template: str) -> jinja2.Template:
+    return _ENV.from_string(template)
+
+
+def render_template(template: str, messages: list[dict], bos: str, eos: str) -> str:
+    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError."""
+    try:
+        return _compile(template).render(
+            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None, documents=None,
+        )
+    except TemplateError:
+        raise
+    except Exception as exc:  # a template is a program: whatever it raises is the template's fault
+        said = str(exc) or type(exc).__name__
+        raise TemplateError(f"the model's chat template could not be rendered ({said}); try --raw") from None
+
+
 def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
     """The text a model is given for ``prompt``.
 
@@ -57,16 +111,14 @@ def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw:
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]
     if raw or fmt == "raw" or not template:
-        return PromptText(prompt, "raw", parse_special=False)
-    try:
-        text = _ENV.from_string(template).render(
-            messages=[{"role": "user", "content": prompt}],
-            add_generation_prompt=True,
-            bos_token=bos,
-            eos_token=eos,
-        )
-    except TemplateError:
-        raise
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"the model's chat template could not be rendered ({exc}); try --raw") from None
-    return PromptText(text, "chat_template", parse_special=True)
+        return PromptText(((prompt, False),), "raw")
+    # letters and digits only: no template filter (escaping, JSON, trimming) changes it
+    placeholder = f"TOKINTCONTENT{uuid.uuid4().hex}"
+    rendered = render_template(template, [{"role": "user", "content": placeholder}], bos, eos)
+    pieces: list[tuple[str, bool]] = []
+    for i, part in enumerate(rendered.split(placeholder)):
+        if i:
+            pieces.append((prompt, False))
+        if part:
+            pieces.append((part, True))
+    return PromptText(tuple(pieces), "chat_template")

@@ -6,8 +6,9 @@ A message is two msgpack frames, a header and a content map:
     content = {...}   # depends on "type"
 
 ``parent`` is the id of the request a reply or streamed event answers. msgpack is decoded with
-``raw=False``, strict size limits and no extension types: nothing but plain data ever comes off
-the wire. See docs/PROTOCOL.md for the contract.
+``raw=False``, strict size limits and no extension types (msgpack's own timestamp included: a
+message holding one is ``malformed``): nothing but plain data ever comes off the wire. See
+docs/PROTOCOL.md for the contract.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, Optional
 
 import msgpack
 
-from .errors import TokintError
+from .errors import InvalidParameter, TokintError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a larger request gets a "too_large" error
@@ -49,7 +50,11 @@ class Message:
 
     def to_frames(self) -> list[bytes]:
         header = {"id": self.id, "type": self.type, "version": self.version, "parent": self.parent}
-        return [_pack(header), _pack(self.content)]
+        try:
+            return [_pack(header), _pack(self.content)]
+        except UnicodeEncodeError as exc:  # a lone surrogate: a str that is not text cannot go on the wire
+            bad = exc.object[exc.start : exc.end]
+            raise InvalidParameter(f"{self.type}: a string that is not valid text ({exc.reason}: {bad!r})") from None
 
     @classmethod
     def from_frames(cls, frames: list[bytes]) -> "Message":
@@ -104,6 +109,7 @@ def _unpack(frame: bytes, what: str, parent: Optional[str] = None) -> Any:
             raw=False,
             strict_map_key=True,
             ext_hook=_refuse_ext,
+            max_ext_len=0,  # every extension type refused while decoding, the built-in timestamp (-1) too
             max_str_len=MAX_MESSAGE_BYTES,
             max_bin_len=MAX_MESSAGE_BYTES,
             max_array_len=100_000,
