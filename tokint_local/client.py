@@ -14,18 +14,19 @@ that stops answering raises ``DaemonUnavailable`` instead of hanging.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import zmq
 import zmq.asyncio
 
 from .addresses import client_address, curve_dir as default_curve_dir, needs_curve
 from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
-from .events import GenerationRequest, StreamEvent, stream_event_from_wire
+from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_from_wire
 from .status import DaemonStatus, PairListing
 from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
 
@@ -212,6 +213,18 @@ class AsyncClient:
         request = GenerationRequest(prompt=prompt, pair=pair, **params)
         return AsyncGeneration(self, request, given={"prompt", "pair", *params})
 
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "AsyncGeneration":
+        """Answer a conversation: ``messages`` are ChatMessages or {role, content} maps (system, user,
+        assistant), ending with the user's. The stream is generate's; token events carry ``channel``.
+
+        Assistant messages are the responses as they came (thinking included): each model's chat
+        template decides what an earlier turn shows. The daemon reuses what its KV caches hold of the
+        conversation (``reuse_prefix``). Parameters are generate's, plus ``chat_template_kwargs``
+        (e.g. ``{"enable_thinking": False}``) and ``conversation_id`` (names it in the history).
+        """
+        request = GenerationRequest(messages=tuple(messages), pair=pair, **params)
+        return AsyncGeneration(self, request, given={"messages", "pair", *params})
+
 
 class AsyncGeneration:
     """One generation's event stream. ``id`` names it for ``cancel``.
@@ -374,6 +387,10 @@ class Client:
     def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "Generation":
         return Generation(self, self._async.generate(prompt, pair, **params))
 
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "Generation":
+        """Answer a conversation (see AsyncClient.chat); the same blocking event stream as generate."""
+        return Generation(self, self._async.chat(messages, pair, **params))
+
 
 class Generation:
     """A blocking iterator over one generation's events. ``id`` names it for ``cancel``.
@@ -387,6 +404,7 @@ class Generation:
         self._stream = stream
         self.id = stream.id
         self.request = stream.request
+        self._pending: Optional[concurrent.futures.Future] = None
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
@@ -403,14 +421,22 @@ class Generation:
         return self
 
     def __next__(self) -> StreamEvent:
-        future = asyncio.run_coroutine_threadsafe(self._stream.__anext__(), self._client._loop)
+        # A wait cut short (Ctrl+C) leaves its request for the next event running: the next call takes
+        # that event, so nothing is lost, the summary least of all.
+        if self._pending is None:
+            self._pending = asyncio.run_coroutine_threadsafe(self._stream.__anext__(), self._client._loop)
         try:
-            return future.result()
+            event = self._pending.result()
         except StopAsyncIteration:
+            self._pending = None
             raise StopIteration from None
-        except BaseException:
-            future.cancel()  # interrupted while waiting (Ctrl+C): the read is cancelled, and the generation with it
+        except KeyboardInterrupt:  # the read goes on: cancel() and read on for the summary, or drop it
             raise
+        except BaseException:
+            self._pending = None
+            raise
+        self._pending = None
+        return event
 
     @property
     def done(self) -> bool:

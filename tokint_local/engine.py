@@ -15,17 +15,18 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Generator, Iterator, Optional, Sequence
+from typing import Any, Generator, Iterator, Mapping, Optional, Sequence, Union
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
-from .events import Event, GenerationRequest, Summary, TokenEvent
+from .events import CHANNELS, ChatMessage, Event, GenerationRequest, Summary, TokenEvent
 from .gate import Gate
 from .pair import ModelPair
-from .prompt import format_prompt
+from .prompt import format_conversation
 from .sampling import Sampler
 from .schedule import AdaptiveK, Stepper
 from .textstream import StopHold, Utf8Stream
+from .thinking import DEFAULT_MARKERS, EITHER, ChannelMarker
 
 
 class Cancel(threading.Event):
@@ -42,15 +43,21 @@ class Cancel(threading.Event):
 class PreparedPrompt:
     tokens: list[int]
     format: str
+    markers: tuple[str, str] = DEFAULT_MARKERS  # the thinking markers of the model's template
+    starts: str = EITHER  # how a response begins: thinking.THINKING, ANSWER or EITHER
 
 
-def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: str = "gguf") -> PreparedPrompt:
-    """The prompt in ``model``'s own prompt format, as tokens, checked against its context.
+def prepare_prompt(model: LlamaModel, prompt: Union[str, Sequence[ChatMessage]], raw: bool, role: str, fmt: str = "gguf",
+                   template_kwargs: Optional[Mapping[str, Any]] = None) -> PreparedPrompt:
+    """The prompt (a string, or a conversation's messages) in ``model``'s own prompt format, as tokens,
+    checked against its context.
 
     Only the chat template's own markup may become special tokens; what the person wrote is plain
     text, whatever it spells. A model that adds a BOS token gets exactly one.
     """
-    text = format_prompt(prompt, model.chat_template, model.special_text(model.bos), model.special_text(model.eos), raw, fmt)
+    messages = [ChatMessage("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    text = format_conversation(messages, model.chat_template, model.special_text(model.bos),
+                               model.special_text(model.eos), raw, fmt, template_kwargs)
     tokens = prompt_tokens(model, text.pieces)
     if model.add_bos and model.bos >= 0 and tokens[:1] != [model.bos]:
         tokens.insert(0, model.bos)
@@ -61,7 +68,7 @@ def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: st
             f"the prompt is {len(tokens)} tokens but the {role} model's context holds {model.n_ctx}; "
             "shorten the prompt or raise n_ctx in models.toml"
         )
-    return PreparedPrompt(tokens, text.format)
+    return PreparedPrompt(tokens, text.format, text.markers, text.starts)
 
 
 def prompt_tokens(model: LlamaModel, pieces: Sequence[tuple[str, bool]]) -> list[int]:
@@ -112,13 +119,22 @@ class _Run:
         use_base = req.mode in ("base", "intervene")
         use_reasoning = req.mode == "reasoning" or (req.mode == "intervene" and gate.can_fire(0, 0))
         prompts = {}
-        if use_base:
-            prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base", pair.formats[0])
-        if use_reasoning:
-            prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning", pair.formats[1])
+        messages = req.as_messages()
+        for i, (role, used) in enumerate((("base", use_base), ("reasoning", use_reasoning))):
+            if used:
+                kwargs = {**pair.template_kwargs[i], **req.chat_template_kwargs}  # the request's over the model's
+                prompts[role] = prepare_prompt(getattr(pair, role), messages, req.raw, role, pair.formats[i], kwargs)
+        self.writer = prompts["base" if use_base else "reasoning"]  # its template says where thinking is
         n = pair.n_shared
-        lb = pair.base.prefill(prompts["base"].tokens)[:n] if use_base else None
-        lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[:n] if use_reasoning else None
+        reuse = req.reuses_prefix
+        cached: dict[str, int] = {}
+        lb = lr = None
+        if use_base:
+            lb = pair.base.prefill(prompts["base"].tokens, reuse)[:n]
+            cached["base"] = pair.base.last_reused
+        if use_reasoning:
+            lr = pair.reasoning.prefill(prompts["reasoning"].tokens, reuse)[:n]
+            cached["reasoning"] = pair.reasoning.last_reused
         stepper = Stepper(
             pair, req.mode, req.divergence, gate, Sampler(req.temperature, req.top_k, req.top_p, self.seed),
             req.max_tokens, req.return_top,
@@ -185,6 +201,7 @@ class _Run:
             time_to_first_token_s=t_first,
             seed=self.seed,
             prompt_tokens={role: len(p.tokens) for role, p in prompts.items()},
+            cached_tokens=cached,
         )
 
 
@@ -202,11 +219,40 @@ def _release(hold: StopHold[TokenEvent], event: TokenEvent, emitted: list[TokenE
     return stopped
 
 
+def _with_channels(run: _Run) -> Iterator[Event]:
+    """``run``'s events, each token marked with its channel (thinking or answer), the summary counting both.
+
+    The writing model's template says where a thinking segment can be (thinking.ChannelMarker).
+    """
+    events = run.events()
+    marker: Optional[ChannelMarker] = None
+    tokens = {channel: 0 for channel in CHANNELS}
+    takeovers = dict(tokens)
+
+    def count(marked: list[TokenEvent]) -> list[TokenEvent]:
+        for ev in marked:
+            tokens[ev.channel] += 1
+            takeovers[ev.channel] += ev.source == "reasoning" and run.req.mode == "intervene"
+        return marked
+
+    for event in events:
+        if isinstance(event, TokenEvent):
+            if marker is None:
+                marker = ChannelMarker(run.writer.markers, run.writer.starts)
+            yield from count(marker.push(event))
+        else:
+            if marker is not None:
+                yield from count(marker.drain())
+            yield replace(event, tokens_by_channel=tokens, takeovers_by_channel=takeovers)
+
+
 def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:
     """Stream the events of one generation: TokenEvent per response token, then one Summary.
 
-    Bad input raises (a TokintError) before the first event. ``cancel`` stops the generation
-    at the next token with finish reason ``cancelled`` (or a ``Cancel``'s reason). The pair is used exclusively while the
-    iterator runs; do not interleave two generations on one pair.
+    Every token event says whether it belongs to the response's thinking segment or its answer
+    (``channel``); the summary counts tokens and takeovers in each. Bad input raises (a TokintError)
+    before the first event. ``cancel`` stops the generation at the next token with finish reason
+    ``cancelled`` (or a ``Cancel``'s reason). The pair is used exclusively while the iterator runs;
+    do not interleave two generations on one pair.
     """
-    return _Run(pair, req, cancel).events()
+    return _with_channels(_Run(pair, req, cancel))

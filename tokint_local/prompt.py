@@ -1,7 +1,7 @@
-"""Putting the user's prompt into a model's own prompt format.
+"""Putting a conversation (or a bare prompt) into a model's own prompt format.
 
-A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with
-one user message and the generation prompt; with ``raw`` the prompt goes in as plain text.
+A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with the
+conversation's messages and the generation prompt; with ``raw`` a prompt goes in as plain text.
 
 Text is data: the template is rendered around a placeholder for each message's content, so the
 result comes in pieces that say whether they are the template's own markup (which may hold
@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import jinja2
 import jinja2.ext
@@ -24,14 +25,22 @@ import jinja2.parser
 import jinja2.sandbox
 
 from .errors import TemplateError
+from .events import ChatMessage
+from .thinking import DEFAULT_MARKERS, EITHER, THINKING, markers_of, split_message, start_state, template_handles_thinking
 
 
 @dataclass(frozen=True)
 class PromptText:
-    """The prompt in a model's format, as (text, from_template) pieces in order."""
+    """The prompt in a model's format, as (text, from_template) pieces in order.
+
+    ``markers`` are the thinking markers of the model's template and ``starts`` how its response begins:
+    thinking.THINKING (the generation prompt opened a segment), ANSWER (it closed one) or EITHER.
+    """
 
     pieces: tuple[tuple[str, bool], ...]
     format: str  # "chat_template" or "raw"
+    markers: tuple[str, str] = DEFAULT_MARKERS
+    starts: str = EITHER
 
     @property
     def text(self) -> str:
@@ -89,11 +98,16 @@ def _compile(template: str) -> jinja2.Template:
     return _ENV.from_string(template)
 
 
-def render_template(template: str, messages: list[dict], bos: str, eos: str) -> str:
-    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError."""
+def render_template(template: str, messages: list[dict], bos: str, eos: str,
+                    kwargs: Optional[Mapping[str, Any]] = None) -> str:
+    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError.
+
+    ``kwargs`` (chat_template_kwargs, e.g. enable_thinking) become template variables, as transformers passes them.
+    """
     try:
         return _compile(template).render(
-            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None, documents=None,
+            **(kwargs or {}), messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None,
+            documents=None,
         )
     except TemplateError:
         raise
@@ -102,25 +116,83 @@ def render_template(template: str, messages: list[dict], bos: str, eos: str) -> 
         raise TemplateError(f"the model's chat template could not be rendered ({said}); try --raw") from None
 
 
-def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
-    """The text a model is given for ``prompt``.
+def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf",
+                  kwargs: Optional[Mapping[str, Any]] = None) -> PromptText:
+    """The text a model is given for ``prompt``, a one-message conversation (see format_conversation)."""
+    return format_conversation([ChatMessage("user", prompt)], template, bos, eos, raw, fmt, kwargs)
+
+
+def format_conversation(messages: Sequence[ChatMessage], template: Optional[str], bos: str, eos: str, raw: bool,
+                        fmt: str = "gguf", kwargs: Optional[Mapping[str, Any]] = None) -> PromptText:
+    """The text a model is given for a conversation, ending with the generation prompt.
 
     ``fmt`` is the model's configured prompt format: "gguf" (its own chat template, or raw text when
     it has none), "raw", or a named template ("chatml", "llama3"). ``raw`` overrides it per request.
-    The prompt goes in exactly as given: a filter the template applies to a message's content (say
-    ``| trim``) acts on the placeholder, not on the prompt.
+    Without a template only a single user message can be given (as plain text). Content goes in
+    exactly as given: a filter the template applies to a message's content (say ``| trim``) acts on
+    the placeholder, not on the content.
     """
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]
     if raw or fmt == "raw" or not template:
-        return PromptText(((prompt, False),), "raw")
-    # letters and digits only: no template filter (escaping, JSON, trimming) changes it
-    placeholder = f"TOKINTCONTENT{uuid.uuid4().hex}"
-    rendered = render_template(template, [{"role": "user", "content": placeholder}], bos, eos)
+        if len(messages) != 1 or messages[0].role != "user":
+            why = "is set to raw text" if raw or fmt == "raw" else "has no chat template"
+            raise TemplateError(
+                f"a conversation of {len(messages)} messages needs a chat template and this model {why}; "
+                "set prompt_format (chatml, llama3) for it in models.toml, or send one prompt")
+        return PromptText(((messages[0].content, False),), "raw")
+    markers = markers_of(template)
+    pieces = _render(template, [(m.role, [(m.content, False)]) for m in messages], bos, eos, kwargs)
+    last_content = max((i for i, (_, from_template) in enumerate(pieces) if not from_template), default=-1)
+    starts = start_state("".join(t for t, _ in pieces[last_content + 1:]), markers)
+    # Earlier responses' thinking: a template that looks for the close marker gets the segment with its
+    # markers (as the response wrote them) and leaves it out itself; for any other it is left out here.
+    keeps_markers = template_handles_thinking(template, markers)
+    shaped, any_thinking = [], False
+    for m in messages:
+        parts = split_message(m.content, markers, starts == THINKING) if m.role == "assistant" else None
+        if parts is None:
+            shaped.append((m.role, [(m.content, False)]))
+            continue
+        any_thinking = True
+        if keeps_markers:
+            shaped.append((m.role, [(parts.before + parts.open + parts.think_pad[0], True), (parts.thinking, False),
+                                    (parts.think_pad[1] + parts.close + parts.answer_pad, True), (parts.answer, False)]))
+        else:
+            shaped.append((m.role, [(parts.answer, False)]))
+    if any_thinking:
+        pieces = _render(template, shaped, bos, eos, kwargs)
+    return PromptText(pieces, "chat_template", markers, starts)
+
+
+def _render(template: str, messages: list[tuple[str, list[tuple[str, bool]]]], bos: str, eos: str,
+            kwargs: Optional[Mapping[str, Any]]) -> tuple[tuple[str, bool], ...]:
+    """Render (role, [(text, is_markup), ...]) messages; the pieces of the result, text pieces never markup.
+
+    Each text part goes into the template as a placeholder (letters and digits only: no template
+    filter, escaping, JSON or trimming changes it), markup parts as they are.
+    """
+    tag = uuid.uuid4().hex
+    contents: dict[str, str] = {}
+    shown = []
+    for role, parts in messages:
+        content = ""
+        for text, is_markup in parts:
+            if is_markup:
+                content += text
+            else:
+                name = f"TOKINTCONTENT{tag}N{len(contents)}E"
+                contents[name] = text
+                content += name
+        shown.append({"role": role, "content": content})
+    rendered = render_template(template, shown, bos, eos, kwargs)
     pieces: list[tuple[str, bool]] = []
-    for i, part in enumerate(rendered.split(placeholder)):
-        if i:
-            pieces.append((prompt, False))
-        if part:
-            pieces.append((part, True))
-    return PromptText(tuple(pieces), "chat_template")
+    start = 0
+    for found in re.finditer(f"TOKINTCONTENT{tag}N[0-9]+E", rendered):
+        if found.start() > start:
+            pieces.append((rendered[start:found.start()], True))
+        pieces.append((contents[found.group()], False))
+        start = found.end()
+    if start < len(rendered):
+        pieces.append((rendered[start:], True))
+    return tuple(pieces)
