@@ -54,7 +54,9 @@ class TokintOptions(_Request):
     min_base_entropy: Optional[float] = None
     top_k: Optional[int] = None
     raw: Optional[bool] = None
-    chat_template_kwargs: Optional[dict[str, Any]] = None
+    chat_template_kwargs: Optional[dict[str, Any]] = None  # e.g. {"enable_thinking": false}
+    reuse_prefix: Optional[bool] = None  # reuse the KV caches' common prefix (default: yes for a conversation)
+    conversation_id: Optional[str] = None  # names the conversation in tokint's history
 
 
 class _Generation(_Request):

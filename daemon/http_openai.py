@@ -69,6 +69,8 @@ def model_list(models: ModelsFile) -> ModelList:
 
 
 # -- requests ------------------------------------------------------------------------------
+_ROLE = {"developer": "system"}  # OpenAI's newer name for the system message
+
 # tokint settings where null means "off" rather than "the pair's default"
 _NULL_MEANS_OFF = {"budget", "max_position", "min_base_entropy", "block_size"}
 
@@ -92,9 +94,10 @@ def _common_fields(req: Union[ChatCompletionRequest, CompletionRequest], mode: s
 def chat_fields(req: ChatCompletionRequest, mode: str) -> dict[str, Any]:
     """The generation request's fields for a chat completion; the pair's defaults fill the rest."""
     fields = _common_fields(req, mode, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens)
-    if len(req.messages) != 1 or req.messages[0].role != "user":
-        raise InvalidParameter("messages: this tokintd takes one user message per request (conversations need issue 15)")
-    fields["prompt"] = req.messages[0].text()
+    if len(req.messages) == 1 and req.messages[0].role == "user":
+        fields["prompt"] = req.messages[0].text()  # exactly what `tokint generate PROMPT` runs
+    else:  # a conversation: each model renders it through its own chat template
+        fields["messages"] = [{"role": _ROLE.get(m.role, m.role), "content": m.text()} for m in req.messages]
     if req.top_logprobs and not req.logprobs:
         raise InvalidParameter("top_logprobs: needs logprobs: true")
     if req.logprobs:

@@ -58,6 +58,7 @@ class TinySpec:
     context_length: int = 8192
     logit_scale: float = 3.0  # larger: more peaked next-token distributions
     chat_template: Optional[str] = CHAT_TEMPLATE
+    add_bos: bool = False  # llama.cpp puts the BOS token before every prompt
 
 
 def vocab_tokens(vocab: str, n_pad: int) -> tuple[list[str], list[int], list[str]]:
@@ -143,7 +144,7 @@ def write_tiny_model(path: Path, spec: TinySpec = TinySpec(), weights: Optional[
     writer.add_token_merges(merges)
     writer.add_bos_token_id(tokens.index("<|bos|>"))
     writer.add_eos_token_id(tokens.index("<|im_end|>"))
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(spec.add_bos)
     writer.add_add_eos_token(False)
     if spec.chat_template:
         writer.add_chat_template(spec.chat_template)

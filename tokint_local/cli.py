@@ -5,6 +5,7 @@ Library errors (TokintError) become one line on stderr and a non-zero exit, neve
 from __future__ import annotations
 
 import argparse
+import io
 import signal
 import sys
 from typing import Any, Callable, Optional, Sequence, TextIO
@@ -79,12 +80,36 @@ REQUEST_FLAGS = ("mode", "divergence", "threshold", "budget", "max_position", "m
                  "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size")
 
 
-def request_fields(args: argparse.Namespace, stdin: TextIO) -> dict[str, Any]:
+def as_text(given: str | bytes, what: str, err: TextIO) -> str:
+    """``given`` (bytes from stdin, or an argument, whose undecodable bytes Python keeps as lone
+    surrogates) as text: bytes that are not UTF-8 become U+FFFD, and ``err`` is told so."""
+    if isinstance(given, str):
+        try:
+            given.encode("utf-8")
+            return given
+        except UnicodeEncodeError:
+            try:
+                given = given.encode("utf-8", "surrogateescape")  # the bytes Python could not decode, back
+            except UnicodeEncodeError:
+                given = given.encode("utf-8", "surrogatepass")  # lone surrogates of another origin: U+FFFD below
+    try:
+        return given.decode("utf-8")
+    except UnicodeDecodeError:
+        err.write(f"tokint: {what} is not valid UTF-8; the bytes that are not were replaced with U+FFFD\n")
+        return given.decode("utf-8", "replace")
+
+
+def request_fields(args: argparse.Namespace, stdin: TextIO, err: Optional[TextIO] = None) -> dict[str, Any]:
     """The request fields the person gave (prompt and pair included), checked as a request."""
-    fields: dict[str, Any] = {"prompt": stdin.read() if args.prompt == "-" else args.prompt, "pair": args.pair}
+    err = err or sys.stderr
+    if args.prompt == "-":
+        prompt = as_text(stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read(), "the prompt", err)
+    else:
+        prompt = as_text(args.prompt, "the prompt", err)
+    fields: dict[str, Any] = {"prompt": prompt, "pair": args.pair}
     fields.update({name: getattr(args, name) for name in REQUEST_FLAGS if hasattr(args, name)})
     if "stop" in fields:
-        fields["stop"] = tuple(fields["stop"])
+        fields["stop"] = tuple(as_text(s, "a --stop text", err) for s in fields["stop"])
     GenerationRequest(**fields)  # bad values fail here, before any model loads
     return fields
 
@@ -144,7 +169,7 @@ def run_daemon_generation(args: argparse.Namespace, fields: dict[str, Any], emit
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    req = request_fields(args, sys.stdin)
+    req = request_fields(args, sys.stdin, sys.stderr)
     emit = json_printer(sys.stdout) if args.json else TextPrinter(sys.stdout, sys.stderr, color_wanted(sys.stdout))
     run = run_local_generation if args.local else run_daemon_generation
     return run(args, req, emit, sys.stderr)
@@ -223,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a character the locale cannot encode is escaped, never a traceback
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -233,6 +261,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("tokint: interrupted\n")
         return EXIT_INTERRUPTED
+    except UnicodeError as exc:  # text from a file or an argument that is not UTF-8, wherever it surfaces
+        sys.stderr.write(f"tokint: error: text that is not valid UTF-8 ({exc.reason}); give UTF-8 text\n")
+        return EXIT_ERROR
     except BrokenPipeError:
         return 0
 

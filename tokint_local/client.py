@@ -15,14 +15,14 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import zmq
 import zmq.asyncio
 
 from .addresses import client_address, curve_dir as default_curve_dir, needs_curve
 from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
-from .events import GenerationRequest, StreamEvent, stream_event_from_wire
+from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_from_wire
 from .status import DaemonStatus, PairListing
 from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
 
@@ -117,10 +117,11 @@ class AsyncClient:
                 await self._sock.send_multipart(Message("heartbeat").to_frames())
 
     async def _send(self, message: Message) -> asyncio.Queue:
+        frames = message.to_frames()  # a string that is not text is InvalidParameter here, before anything is sent
         sock = self._connect()
         queue: asyncio.Queue = asyncio.Queue()
         self._routes[message.id] = queue
-        await sock.send_multipart(message.to_frames())
+        await sock.send_multipart(frames)
         return queue
 
     async def request(self, mtype: str, content: Optional[dict[str, Any]] = None, timeout: Optional[float] = None) -> dict[str, Any]:
@@ -171,6 +172,18 @@ class AsyncClient:
         """
         request = GenerationRequest(prompt=prompt, pair=pair, **params)
         return AsyncGeneration(self, request, given={"prompt", "pair", *params})
+
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "AsyncGeneration":
+        """Answer a conversation: ``messages`` are ChatMessages or {role, content} maps (system, user,
+        assistant), ending with the user's. The stream is generate's; token events carry ``channel``.
+
+        Assistant messages are the responses as they came (thinking included): each model's chat
+        template decides what an earlier turn shows. The daemon reuses what its KV caches hold of the
+        conversation (``reuse_prefix``). Parameters are generate's, plus ``chat_template_kwargs``
+        (e.g. ``{"enable_thinking": False}``) and ``conversation_id`` (names it in the history).
+        """
+        request = GenerationRequest(messages=tuple(messages), pair=pair, **params)
+        return AsyncGeneration(self, request, given={"messages", "pair", *params})
 
 
 class AsyncGeneration:
@@ -294,6 +307,10 @@ class Client:
 
     def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "Generation":
         return Generation(self, self._async.generate(prompt, pair, **params))
+
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "Generation":
+        """Answer a conversation (see AsyncClient.chat); the same blocking event stream as generate."""
+        return Generation(self, self._async.chat(messages, pair, **params))
 
 
 class Generation:

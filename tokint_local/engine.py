@@ -10,18 +10,19 @@ prompts, turns decisions into events (text, stop strings, end of generation) and
 """
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Iterator, Optional
+from typing import Any, Generator, Iterator, Mapping, Optional, Sequence, Union
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
-from .events import Event, GenerationRequest, Summary, TokenEvent
+from .events import ChatMessage, Event, GenerationRequest, Summary, TokenEvent
 from .gate import Gate
 from .pair import ModelPair
-from .prompt import format_prompt
+from .prompt import format_conversation
 from .sampling import Sampler
 from .schedule import AdaptiveK, Stepper
 from .textstream import StopHold, Utf8Stream
@@ -43,12 +44,20 @@ class PreparedPrompt:
     format: str
 
 
-def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: str = "gguf") -> PreparedPrompt:
-    """The prompt in ``model``'s own prompt format, as tokens, checked against its context."""
-    bos = model.special_text(model.bos)
-    text = format_prompt(prompt, model.chat_template, bos, model.special_text(model.eos), raw, fmt)
-    add_bos = model.add_bos and not (bos and text.text.startswith(bos))
-    tokens = model.tokenize(text.text, add_special=add_bos, parse_special=text.parse_special)
+def prepare_prompt(model: LlamaModel, prompt: Union[str, Sequence[ChatMessage]], raw: bool, role: str, fmt: str = "gguf",
+                   template_kwargs: Optional[Mapping[str, Any]] = None) -> PreparedPrompt:
+    """The prompt (a string, or a conversation's messages) in ``model``'s own prompt format, as tokens,
+    checked against its context.
+
+    Only the chat template's own markup may become special tokens; what the person wrote is plain
+    text, whatever it spells. A model that adds a BOS token gets exactly one.
+    """
+    messages = [ChatMessage("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    text = format_conversation(messages, model.chat_template, model.special_text(model.bos),
+                               model.special_text(model.eos), raw, fmt, template_kwargs)
+    tokens = prompt_tokens(model, text.pieces)
+    if model.add_bos and model.bos >= 0 and tokens[:1] != [model.bos]:
+        tokens.insert(0, model.bos)
     if not tokens:
         raise InvalidParameter("prompt: empty; give some text to respond to")
     if len(tokens) >= model.n_ctx:
@@ -57,6 +66,40 @@ def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: st
             "shorten the prompt or raise n_ctx in models.toml"
         )
     return PreparedPrompt(tokens, text.format)
+
+
+def prompt_tokens(model: LlamaModel, pieces: Sequence[tuple[str, bool]]) -> list[int]:
+    """The tokens of (text, from_template) pieces, special tokens parsed in the template's pieces alone.
+
+    The text is cut at the template's special tokens, as llama.cpp cuts it, and each stretch between
+    them (template text and message content alike) is tokenized as plain text: without special text
+    in the content the tokens are those of the whole text, and with it the content stays text.
+    """
+    specials: dict[str, int] = {}
+    for piece, from_template in pieces:
+        if from_template:
+            for token in model.tokenize(piece, add_special=False, parse_special=True):
+                if not model.piece(token) and model.token_text(token):  # control tokens print as nothing
+                    specials[model.token_text(token)] = token
+    cut = re.compile("|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))) if specials else None
+    tokens: list[int] = []
+    stretch: list[str] = []
+
+    def plain() -> None:
+        if "".join(stretch):
+            tokens.extend(model.tokenize("".join(stretch), add_special=False, parse_special=False))
+        stretch.clear()
+
+    for piece, from_template in pieces:
+        start = 0
+        for found in (cut.finditer(piece) if from_template and cut is not None else ()):
+            stretch.append(piece[start : found.start()])
+            plain()
+            tokens.append(specials[found.group()])
+            start = found.end()
+        stretch.append(piece[start:])
+    plain()
+    return tokens
 
 
 class _Run:
@@ -73,10 +116,11 @@ class _Run:
         use_base = req.mode in ("base", "intervene")
         use_reasoning = req.mode == "reasoning" or (req.mode == "intervene" and gate.can_fire(0, 0))
         prompts = {}
-        if use_base:
-            prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base", pair.formats[0])
-        if use_reasoning:
-            prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning", pair.formats[1])
+        messages = req.as_messages()
+        for i, (role, used) in enumerate((("base", use_base), ("reasoning", use_reasoning))):
+            if used:
+                kwargs = {**pair.template_kwargs[i], **req.chat_template_kwargs}  # the request's over the model's
+                prompts[role] = prepare_prompt(getattr(pair, role), messages, req.raw, role, pair.formats[i], kwargs)
         n = pair.n_shared
         lb = pair.base.prefill(prompts["base"].tokens)[:n] if use_base else None
         lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[:n] if use_reasoning else None
@@ -91,6 +135,9 @@ class _Run:
         text = Utf8Stream()
         hold: StopHold[TokenEvent] = StopHold(req.stop)
         emitted: list[TokenEvent] = []
+        # the last token ended inside a character: its event waits for the next token, or for the end,
+        # where the bytes that never became a character are U+FFFD in its text
+        unfinished: Optional[TokenEvent] = None
         finish = "length"
         while True:
             if self.cancel is not None and self.cancel.is_set():
@@ -101,6 +148,9 @@ class _Run:
                 break  # max_tokens or a full context: finish "length"
             model = pair.reasoning if d.source == "reasoning" else pair.base
             piece = text.feed(model.piece(d.token))
+            end = model.is_eog(d.token)
+            if end and unfinished is not None:  # no more bytes will come: the held ones are U+FFFD
+                unfinished = _with_text(unfinished, unfinished.text + text.flush())
             event = TokenEvent(
                 position=d.position, token_id=d.token, text=piece, source=d.source, divergence=d.divergence,
                 base_entropy=d.base_entropy, budget_left=d.budget_left, t=time.perf_counter() - t0, top_k=d.top,
@@ -108,15 +158,20 @@ class _Run:
             )
             if t_first is None:
                 t_first = event.t
-            released, stopped = hold.push(event, piece)
-            for ev, ev_text in released:
-                ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
-                emitted.append(ev)
-                yield ev
-            if stopped or model.is_eog(d.token):
+            ready = [e for e in (unfinished, event) if e is not None]
+            unfinished = ready.pop() if text.pending else None
+            stopped = False
+            for ready_event in ready:
+                stopped = yield from _release(hold, ready_event, emitted)
+                if stopped:
+                    unfinished = None  # what came after the stop string is not part of the response
+                    break
+            if stopped or end:
                 finish = "stop"
                 break
         decisions.close()
+        if unfinished is not None and (yield from _release(hold, _with_text(unfinished, unfinished.text + text.flush()), emitted)):
+            finish = "stop"
         for ev, _ in hold.drain():
             emitted.append(ev)
             yield ev
@@ -140,6 +195,16 @@ class _Run:
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:
     return replace(event, text=text)
+
+
+def _release(hold: StopHold[TokenEvent], event: TokenEvent, emitted: list[TokenEvent]) -> Generator[TokenEvent, None, bool]:
+    """Yield what ``hold`` lets out after ``event``; returns whether a stop string ended the response."""
+    released, stopped = hold.push(event, event.text)
+    for ev, ev_text in released:
+        ev = ev if ev_text == ev.text else _with_text(ev, ev_text)
+        emitted.append(ev)
+        yield ev
+    return stopped
 
 
 def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:

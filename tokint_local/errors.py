@@ -50,6 +50,12 @@ class BackendCrashed(TokintError):
     code = "backend_crashed"
 
 
+class TemplateError(TokintError):
+    """A model's chat template failed to render the prompt (the message says how)."""
+
+    code = "template_error"
+
+
 class DaemonUnavailable(TokintError):
     """Nothing answered at the daemon's address, or it stopped answering."""
 
@@ -66,7 +72,7 @@ class DaemonError(TokintError):
 
 _BY_CODE = {cls.code: cls for cls in (
     InvalidParameter, ConfigError, UnknownPair, ModelFileMissing, ModelLoadError, IncompatiblePair, PromptTooLong,
-    BackendError, BackendCrashed,
+    BackendError, BackendCrashed, TemplateError,
 )}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from .backend import LlamaModel, ModelSettings
 from .compat import shared_vocab_size
@@ -29,6 +29,8 @@ class ModelPair:
     reasoning: LlamaModel
     n_shared: int
     formats: tuple[str, str] = ("gguf", "gguf")  # prompt format of the base and the reasoning model
+    # chat_template_kwargs from models.toml, per model (base, reasoning); a request's are merged over them
+    template_kwargs: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator["ModelPair"]:
@@ -47,7 +49,8 @@ class ModelPair:
 def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) -> ModelPair:
     """Pair two loaded models, or raise IncompatiblePair naming the first difference."""
     n_shared = shared_vocab_size(base.vocab_info(), reasoning.vocab_info())
-    return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
+    return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format),
+                     (dict(entry.base.chat_template_kwargs), dict(entry.reasoning.chat_template_kwargs)))
 
 
 def open_pair(entry: PairEntry) -> ModelPair:

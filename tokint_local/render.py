@@ -9,25 +9,42 @@ from .events import Loading, Queued, StreamEvent, Summary, TokenEvent
 from .status import DaemonStatus, ModelFile, PairListing, WorkerStatus
 
 
+# What a terminal acts on instead of showing: the C0 controls but newline and tab (as the Unicode
+# control pictures, ESC as ␛), DEL (␡) and the C1 controls (as \x80 ... \x9f).
+CONTROL_SIGNS = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
+CONTROL_SIGNS[0x7F] = "\u2421"
+CONTROL_SIGNS.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
+
+
+def visible_controls(text: str) -> str:
+    """``text`` with every control character but newline and tab shown as a visible sign, never interpreted."""
+    return text.translate(CONTROL_SIGNS)
+
+
 def color_wanted(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
 class TextPrinter:
-    """The response as it streams, takeovers highlighted, then a summary line on ``err``."""
+    """The response as it streams, takeovers highlighted, then a summary line on ``err``.
+
+    On a terminal, control characters in the text are shown visibly (a file gets the text as it is).
+    """
 
     TAKEOVER = "\x1b[1;30;43m"  # bold black on yellow
     RESET = "\x1b[0m"
 
     def __init__(self, out: TextIO, err: TextIO, color: bool):
         self.out, self.err, self.color = out, err, color
+        self.shown = visible_controls if out.isatty() else str
 
     def __call__(self, event: StreamEvent) -> None:
         if isinstance(event, TokenEvent):
-            if event.source == "reasoning" and self.color and event.text:
-                self.out.write(f"{self.TAKEOVER}{event.text}{self.RESET}")
+            text = self.shown(event.text)
+            if event.source == "reasoning" and self.color and text:
+                self.out.write(f"{self.TAKEOVER}{text}{self.RESET}")
             else:
-                self.out.write(event.text)
+                self.out.write(text)
             self.out.flush()
         elif isinstance(event, Summary):
             self.out.write("\n")

@@ -22,7 +22,13 @@ class Utf8Stream:
     def feed(self, piece: bytes) -> str:
         return self._decoder.decode(piece, final=False)
 
+    @property
+    def pending(self) -> bool:
+        """Whether the bytes fed so far end inside a character."""
+        return bool(self._decoder.getstate()[0])
+
     def flush(self) -> str:
+        """The end of the stream: bytes that never became a character are U+FFFD."""
         return self._decoder.decode(b"", final=True)
 
 

@@ -6,8 +6,9 @@ A message is two msgpack frames, a header and a content map:
     content = {...}   # depends on "type"
 
 ``parent`` is the id of the request a reply or streamed event answers. msgpack is decoded with
-``raw=False``, strict size limits and no extension types: nothing but plain data ever comes off
-the wire. See docs/PROTOCOL.md for the contract.
+``raw=False``, strict size limits and no extension types (msgpack's own timestamp included: a
+message holding one is ``malformed``): nothing but plain data ever comes off the wire. See
+docs/PROTOCOL.md for the contract.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any, Optional
 
 import msgpack
 
-from .errors import TokintError
+from .errors import InvalidParameter, TokintError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # a message is answered in the version it was sent in
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a larger request gets a "too_large" error
 MAX_FRAME_BYTES_HARD = 16 << 20  # ZeroMQ drops a peer sending more than this (ZMQ_MAXMSGSIZE)
 HEARTBEAT_INTERVAL_S = 0.5  # clients with requests in flight send a heartbeat this often
@@ -49,7 +51,11 @@ class Message:
 
     def to_frames(self) -> list[bytes]:
         header = {"id": self.id, "type": self.type, "version": self.version, "parent": self.parent}
-        return [_pack(header), _pack(self.content)]
+        try:
+            return [_pack(header), _pack(self.content)]
+        except UnicodeEncodeError as exc:  # a lone surrogate: a str that is not text cannot go on the wire
+            bad = exc.object[exc.start : exc.end]
+            raise InvalidParameter(f"{self.type}: a string that is not valid text ({exc.reason}: {bad!r})") from None
 
     @classmethod
     def from_frames(cls, frames: list[bytes]) -> "Message":
@@ -72,9 +78,10 @@ class Message:
         version = header.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise ProtocolError("malformed", "header.version must be an integer", msg_id)
-        if version != PROTOCOL_VERSION:
+        if version not in SUPPORTED_VERSIONS:
+            speaks = " and ".join(str(v) for v in SUPPORTED_VERSIONS)
             raise ProtocolError(
-                "unsupported_version", f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})", msg_id
+                "unsupported_version", f"protocol version {version} is not supported (this side speaks {speaks})", msg_id
             )
         parent = header.get("parent")
         if parent is not None and not isinstance(parent, str):
@@ -104,6 +111,7 @@ def _unpack(frame: bytes, what: str, parent: Optional[str] = None) -> Any:
             raw=False,
             strict_map_key=True,
             ext_hook=_refuse_ext,
+            max_ext_len=0,  # every extension type refused while decoding, the built-in timestamp (-1) too
             max_str_len=MAX_MESSAGE_BYTES,
             max_bin_len=MAX_MESSAGE_BYTES,
             max_array_len=100_000,
@@ -111,6 +119,17 @@ def _unpack(frame: bytes, what: str, parent: Optional[str] = None) -> Any:
         )
     except (ValueError, msgpack.UnpackException) as exc:  # every msgpack decoding error is one of these
         raise ProtocolError("malformed", f"the {what} frame is not valid msgpack ({type(exc).__name__})", parent) from None
+
+
+def peek_version(frames: list[bytes]) -> Optional[int]:
+    """The supported protocol version a (possibly bad) message's header names, if it can be read: its error
+    is answered in that version."""
+    try:
+        header = _unpack(frames[0], "header") if frames and len(frames[0]) <= MAX_MESSAGE_BYTES else None
+    except ProtocolError:
+        return None
+    version = header.get("version") if isinstance(header, dict) else None
+    return version if version in SUPPORTED_VERSIONS and not isinstance(version, bool) else None
 
 
 def _peek_id(frame: bytes) -> Optional[str]:
