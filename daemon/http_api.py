@@ -55,7 +55,7 @@ log = logging.getLogger("tokintd.http")
 MAX_BODY_BYTES = 1 << 20  # as a ZeroMQ message: 1 MiB
 STOP_TIMEOUT_S = 2.0  # open connections get this long to finish once generations have ended
 Shape = Union[ChatShape, CompletionShape]
-_PARAM = re.compile(r"^([A-Za-z_][\w.]*): ")
+_PARAM = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 @dataclass(frozen=True)

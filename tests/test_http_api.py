@@ -154,6 +154,27 @@ def test_a_seed_reproduces_a_sampled_response(oai):
     assert other[0] != first[0]
 
 
+def test_a_conversation_goes_through_as_messages(http_daemon, oai):
+    messages = [{"role": "developer", "content": "Be brief."}]
+    sizes = []
+    for question in ("first question", "second one", "and a third"):
+        messages.append({"role": "user", "content": question})
+        r = oai.chat.completions.create(model="tiny", messages=messages, max_tokens=8, extra_body={"tokint": {"reuse_prefix": False}})
+        messages.append({"role": "assistant", "content": r.choices[0].message.content})
+        sizes.append(r.usage.prompt_tokens)
+    assert sizes[0] < sizes[1] < sizes[2]  # each turn carries the ones before it
+    as_zmq = [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]} for m in messages[:-1]]
+    with Client(http_daemon.address) as c:
+        events = list(c.chat(as_zmq, "tiny", max_tokens=8, reuse_prefix=False))
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == messages[-1]["content"]
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="tiny", messages=HELLO, extra_body={"tokint": {"chat_template_kwargs": {"messages": 1}}})
+    assert err.value.param == "chat_template_kwargs"  # handed on to tokint, which checks it
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="tiny", messages=[*HELLO, {"role": "tool", "content": "42"}])
+    assert "messages[1].role" in err.value.message
+
+
 def test_completions_continue_the_prompt_as_plain_text(http_daemon, oai):
     r = oai.completions.create(model="tiny:base", prompt="Once upon a time", max_tokens=10)
     text, _, summary = through_zmq(http_daemon, "Once upon a time", pair="tiny", mode="base", max_tokens=10, raw=True)
