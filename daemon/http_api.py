@@ -41,8 +41,8 @@ from tokint_local.wire import Message
 
 from .http_models import ChatCompletionRequest, CompletionRequest, ErrorBody, ErrorDetail
 from .http_openai import (
-    DONE, STATUS_BY_CODE, ChatShape, CompletionShape, chat_fields, completion_fields, error_type, model_list,
-    resolve_model, sse,
+    DONE, STATUS_BY_CODE, ChatShape, CompletionShape, chat_fields, completion_fields, error_type, model_card,
+    model_list, resolve_model, sse,
 )
 from .scheduler import Job
 from .security import HttpBind, key_matches, load_http_keys
@@ -141,10 +141,11 @@ class HttpApi:
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/models/{model:path}", self.model, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
             ],
             exception_handlers={ApiError: _api_error, TokintError: _tokint_error, ValidationError: _validation_error,
-                                HTTPException: _http_error},
+                                HTTPException: _http_error, Exception: _internal_error},
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -193,6 +194,10 @@ class HttpApi:
     async def models(self, request: Request) -> Response:
         self.client_of(request)
         return _json(model_list(self.daemon.models).model_dump_json())
+
+    async def model(self, request: Request) -> Response:
+        self.client_of(request)
+        return _json(model_card(self.daemon.models, request.path_params["model"]).model_dump_json())
 
     async def chat_completions(self, request: Request) -> Response:
         client = self.client_of(request)
@@ -358,6 +363,11 @@ async def _validation_error(request: Request, exc: ValidationError) -> Response:
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first["loc"]) or None
     return ApiError(400, f"{param}: {first['msg']}" if param else first["msg"], "invalid_parameter", param).response()
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("HTTP %s %s failed", request.method, request.url.path, exc_info=exc)
+    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", "internal").response()
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

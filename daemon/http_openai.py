@@ -59,13 +59,13 @@ def model_names(models: ModelsFile) -> list[str]:
     return [name for pair in models.pairs for name in (pair, *(f"{pair}:{m}" for m in LISTED_MODES))]
 
 
+def model_card(models: ModelsFile, name: str) -> ModelCard:
+    entry, mode = resolve_model(models, name)
+    return ModelCard(id=name, tokint={"pair": entry.name, "mode": mode, "default": entry.name == models.default_pair})
+
+
 def model_list(models: ModelsFile) -> ModelList:
-    cards = []
-    for pair in models.pairs:
-        default = pair == models.default_pair
-        cards.append(ModelCard(id=pair, tokint={"pair": pair, "mode": "intervene", "default": default}))
-        cards += [ModelCard(id=f"{pair}:{m}", tokint={"pair": pair, "mode": m, "default": default}) for m in LISTED_MODES]
-    return ModelList(data=cards)
+    return ModelList(data=[model_card(models, name) for name in model_names(models)])
 
 
 # -- requests ------------------------------------------------------------------------------

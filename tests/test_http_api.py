@@ -78,6 +78,9 @@ def test_models_lists_every_pair_in_each_mode(oai):
     assert {"tiny", "tiny:base", "tiny:reasoning", "tiny-long", "tiny-long:reasoning"} <= set(listed)
     assert listed["tiny"] == {"pair": "tiny", "mode": "intervene", "default": True}
     assert listed["tiny-long:base"] == {"pair": "tiny-long", "mode": "base", "default": False}
+    assert oai.models.retrieve("tiny:reasoning").to_dict()["tokint"]["mode"] == "reasoning"
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("tiny:sideways")
 
 
 # -- whole and streamed responses ----------------------------------------------------------
