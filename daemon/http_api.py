@@ -16,10 +16,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,13 +102,13 @@ class KeyRing:
 
     def __init__(self, path: Path):
         self.path = path
-        self._stamp: Optional[tuple[int, int]] = None
+        self._stamp: Optional[tuple[int, ...]] = None
         self._keys: frozenset[str] = frozenset()
 
     def keys(self) -> frozenset[str]:
         try:
             st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_mode, st.st_ino)
         except FileNotFoundError:
             stamp = None
         if stamp != self._stamp:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import openai
@@ -26,7 +25,6 @@ from tokint_local.client import Client
 from tokint_local.events import Queued, Summary, TokenEvent
 from tokint_local.history import list_generations, show_generation
 
-ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 

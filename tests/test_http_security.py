@@ -1,8 +1,6 @@
 """Who the HTTP API serves: loopback only unless --allow-remote; a non-loopback listener (or one
 started with --http-require-key) serves only requests with a bearer key from the owner-only
 TOKINT_HOME/http_keys file that `tokintd keygen --http` writes."""
-import json
-import os
 import stat
 import subprocess
 import sys
@@ -106,6 +104,9 @@ def test_a_key_made_while_running_is_accepted_and_one_removed_is_not(remote_http
     (tokint_home / "http_keys").write_text(newer + "\n")
     with pytest.raises(openai.AuthenticationError):
         answer(port, key)
+    (tokint_home / "http_keys").chmod(0o644)  # others could have read it: none of its keys is trusted
+    with pytest.raises(openai.AuthenticationError):
+        answer(port, newer)
 
 
 def test_loopback_serves_without_a_key_unless_told_to_require_one(http_daemon, tiny_models_toml, daemon_address):
