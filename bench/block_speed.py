@@ -52,10 +52,10 @@ class LlamaClock:
                     clock.base_decodes += 1
                     clock.base_seconds += dt
 
-        def prefill(model, tokens):
+        def prefill(model, tokens, *rest):
             t = time.perf_counter()
             try:
-                return clock._prefill(model, tokens)
+                return clock._prefill(model, tokens, *rest)
             finally:
                 clock.seconds += time.perf_counter() - t
 

@@ -19,6 +19,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIALS = ("<|bos|>", "<|im_start|>", "<|im_end|>")
+THINK_TOKENS = ("<think>", "</think>")  # user-defined tokens, as in Qwen3: always one token, printed as text
 
 _MERGES_STANDARD = [
     ("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("e", "r"), ("a", "n"), ("o", "n"), ("Ġ", "a"),
@@ -59,20 +60,26 @@ class TinySpec:
     logit_scale: float = 3.0  # larger: more peaked next-token distributions
     chat_template: Optional[str] = CHAT_TEMPLATE
     add_bos: bool = False  # llama.cpp puts the BOS token before every prompt
+    thinking: bool = False  # the vocab has <think> and </think> (and a "\n\n" token)
 
 
-def vocab_tokens(vocab: str, n_pad: int) -> tuple[list[str], list[int], list[str]]:
+def vocab_tokens(vocab: str, n_pad: int, thinking: bool = False) -> tuple[list[str], list[int], list[str]]:
     """Token texts, token types and merges of a tiny vocab."""
     byte_chars = _bytes_to_unicode()
     tokens = [byte_chars[b] for b in range(256)]
     types = [int(gguf.TokenType.NORMAL)] * 256
     merges = _MERGES_STANDARD if vocab == "standard" else _MERGES_OTHER
+    if thinking:
+        merges = merges + [("Ċ", "Ċ")]
     for a, b in merges:
         tokens.append(a + b)
         types.append(int(gguf.TokenType.NORMAL))
     for s in SPECIALS:
         tokens.append(s)
         types.append(int(gguf.TokenType.CONTROL))
+    for s in THINK_TOKENS if thinking else ():
+        tokens.append(s)
+        types.append(int(gguf.TokenType.USER_DEFINED))
     for i in range(n_pad):
         tokens.append(f"[PAD{i}]")
         types.append(int(gguf.TokenType.UNUSED))
@@ -121,7 +128,7 @@ def perturbed(weights: dict[str, np.ndarray], seed: int, scale: float) -> dict[s
 
 def write_tiny_model(path: Path, spec: TinySpec = TinySpec(), weights: Optional[dict[str, np.ndarray]] = None) -> Path:
     """Write a tiny GGUF model to ``path``; ``weights`` overrides the random ones (same shapes)."""
-    tokens, types, merges = vocab_tokens(spec.vocab, spec.n_pad)
+    tokens, types, merges = vocab_tokens(spec.vocab, spec.n_pad, spec.thinking)
     n_vocab = len(tokens)
     if weights is None:
         weights = tiny_weights(spec, n_vocab)
@@ -173,4 +180,43 @@ def write_tiny_pair(folder: Path, seed: int = 0, noise: float = 0.35, reasoning_
             reasoning_w[name] = np.concatenate([t, extra])
     reasoning_spec = TinySpec(seed=seed + 1, n_pad=reasoning_pad)
     reasoning = write_tiny_model(folder / f"tiny-reasoning-{seed}-pad{reasoning_pad}.gguf", reasoning_spec, reasoning_w)
+    return base, reasoning
+
+
+def scripted_weights(spec: TinySpec, script: dict[str, dict[str, float]], then: str = "<|im_end|>") -> dict[str, np.ndarray]:
+    """Weights of a bigram model that follows ``script``: after token x, token y has logit script[x][y]
+    (every other token 0); after a token the script does not name, ``then`` has logit 10.
+
+    The layers are all zeros, so the last hidden state is the current token's one-hot embedding and
+    the output matrix is the bigram table itself: the model writes exactly what it is told, which
+    lets tests plant a thinking segment and the positions where a pair disagrees. ``spec.n_embd``
+    must be at least the vocab size.
+    """
+    tokens, _, _ = vocab_tokens(spec.vocab, spec.n_pad, spec.thinking)
+    n_vocab, e = len(tokens), spec.n_embd
+    assert e >= n_vocab, f"n_embd {e} must be at least the vocab size {n_vocab}"
+    index = {t: i for i, t in enumerate(tokens)}
+    table = np.zeros((n_vocab, n_vocab), dtype=np.float32)  # [current, next]
+    table[:, index[then]] = 10.0
+    for current, nexts in script.items():
+        table[index[current]] = 0.0
+        for nxt, logit in nexts.items():
+            table[index[current], index[nxt]] = logit
+    embd = np.zeros((n_vocab, e), dtype=np.float32)
+    embd[np.arange(n_vocab), np.arange(n_vocab)] = 1.0
+    output = np.zeros((n_vocab, e), dtype=np.float32)
+    output[:, :n_vocab] = table.T / np.sqrt(e)  # RMS norm scales a one-hot vector by sqrt(n_embd)
+    zeros = tiny_weights(spec, n_vocab)
+    out = {name: (np.zeros_like(t) if t.ndim == 2 else t) for name, t in zeros.items()}
+    out["token_embd.weight"], out["output.weight"] = embd, output
+    return out
+
+
+def write_scripted_pair(folder: Path, base_script: dict, reasoning_script: dict, chat_template: str, name: str) -> tuple[Path, Path]:
+    """A pair of scripted bigram models (see scripted_weights) with the thinking vocab and ``chat_template``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n_vocab = len(vocab_tokens("standard", 0, thinking=True)[0])
+    spec = TinySpec(seed=0, thinking=True, chat_template=chat_template, n_embd=(n_vocab + 3) // 4 * 4, n_ff=8)
+    base = write_tiny_model(folder / f"{name}-base.gguf", spec, scripted_weights(spec, base_script))
+    reasoning = write_tiny_model(folder / f"{name}-reasoning.gguf", spec, scripted_weights(spec, reasoning_script))
     return base, reasoning

@@ -3,7 +3,8 @@
 A ``LlamaModel`` is one GGUF model with its own context and KV cache. It decodes a batch of
 tokens at the next positions and returns logits only for the rows asked for
 (``llama_batch`` + ``llama_get_logits_ith``), rolls its cache back (``llama_memory_seq_rm``),
-and keeps the last prompt's cache for an identical prompt. Logits memory is bounded by the rows requested,
+keeps the last prompt's cache for an identical prompt, and on request reuses the longest prefix
+the cache holds (a conversation's next turn). Logits memory is bounded by the rows requested,
 never n_ctx x vocab.
 """
 from __future__ import annotations
@@ -114,7 +115,8 @@ class LlamaModel:
         self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
         self._pieces: dict[int, bytes] = {}
         self._vocab_info: Optional[VocabInfo] = None
-        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray]] = None  # last prompt and its logits
+        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray, bool]] = None  # last prompt, its logits, from 0?
+        self.last_reused = 0  # prompt tokens the last prefill took from the cache
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -235,13 +237,18 @@ class LlamaModel:
     def n_past(self) -> int:
         return len(self._cached)
 
-    def prefill(self, tokens: Sequence[int]) -> np.ndarray:
-        """Put the prompt ``tokens`` in the cache from position 0; logits ``[n_vocab]`` of the last one.
+    def prefill(self, tokens: Sequence[int], reuse_prefix: bool = False) -> np.ndarray:
+        """Put the prompt ``tokens`` in the cache; logits ``[n_vocab]`` of the last one.
 
-        The prompt is always decoded the same way (chunks of n_batch from position 0), because
-        llama.cpp's arithmetic differs slightly between batch sizes: reusing part of an earlier
-        prompt would make a generation depend on what ran before it. The one reuse is exact: the
-        same prompt as last time keeps its cache and its logits.
+        By default the prompt is decoded the same way every time (chunks of n_batch from position 0),
+        because llama.cpp's arithmetic differs slightly between batch sizes: reusing part of an earlier
+        prompt would make a generation depend on what ran before it. The one reuse is exact: the same
+        prompt as last time keeps its cache and its logits.
+
+        ``reuse_prefix`` (a conversation's next turn) keeps the longest prefix of ``tokens`` that the
+        cache holds and decodes only the rest: much faster, at the price that the logits may differ
+        slightly from a from-scratch prefill (and tip a near tie). ``last_reused`` says how many
+        tokens came from the cache.
         """
         if not tokens:
             raise BackendError("cannot decode an empty prompt")
@@ -250,18 +257,27 @@ class LlamaModel:
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it or raise n_ctx"
             )
         key = tuple(tokens)
-        if self._prompt is not None and self._prompt[0] == key and tuple(self._cached[: len(key)]) == key:
+        last = self._prompt
+        if last is not None and last[0] == key and tuple(self._cached[: len(key)]) == key and (reuse_prefix or last[2]):
             self.truncate(len(key))
-            return self._prompt[1].copy()
+            self.last_reused = len(key)
+            return last[1].copy()
+        start = 0
+        if reuse_prefix:
+            held = self._cached
+            start = next((i for i, (a, b) in enumerate(zip(held, key)) if a != b), min(len(held), len(key)))
+            start = min(start, len(key) - 1)  # the last token is decoded again: its logits are the answer
+            if start < len(held) and not getattr(self, "can_roll_back", True):
+                start = 0  # a recurrent model cannot drop positions: the whole prompt again
         self._prompt = None
-        self.truncate(0)
+        self.truncate(start)
         logits = None
-        for start in range(0, len(key), self.n_batch):
-            chunk = key[start : start + self.n_batch]
-            last = start + self.n_batch >= len(key)
-            logits = self.decode(chunk, rows=[len(chunk) - 1] if last else [])
+        for at in range(start, len(key), self.n_batch):
+            chunk = key[at : at + self.n_batch]
+            logits = self.decode(chunk, rows=[len(chunk) - 1] if at + self.n_batch >= len(key) else [])
         assert logits is not None
-        self._prompt = (key, logits[0])
+        self._prompt = (key, logits[0], start == 0)  # (tokens, logits, decoded from position 0)
+        self.last_reused = start
         return logits[0].copy()
 
     def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -19,13 +19,14 @@ from typing import Any, Generator, Iterator, Mapping, Optional, Sequence, Union
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
-from .events import ChatMessage, Event, GenerationRequest, Summary, TokenEvent
+from .events import CHANNELS, ChatMessage, Event, GenerationRequest, Summary, TokenEvent
 from .gate import Gate
 from .pair import ModelPair
 from .prompt import format_conversation
 from .sampling import Sampler
 from .schedule import AdaptiveK, Stepper
 from .textstream import StopHold, Utf8Stream
+from .thinking import DEFAULT_MARKERS, EITHER, ChannelMarker
 
 
 class Cancel(threading.Event):
@@ -42,6 +43,8 @@ class Cancel(threading.Event):
 class PreparedPrompt:
     tokens: list[int]
     format: str
+    markers: tuple[str, str] = DEFAULT_MARKERS  # the thinking markers of the model's template
+    starts: str = EITHER  # how a response begins: thinking.THINKING, ANSWER or EITHER
 
 
 def prepare_prompt(model: LlamaModel, prompt: Union[str, Sequence[ChatMessage]], raw: bool, role: str, fmt: str = "gguf",
@@ -65,7 +68,7 @@ def prepare_prompt(model: LlamaModel, prompt: Union[str, Sequence[ChatMessage]],
             f"the prompt is {len(tokens)} tokens but the {role} model's context holds {model.n_ctx}; "
             "shorten the prompt or raise n_ctx in models.toml"
         )
-    return PreparedPrompt(tokens, text.format)
+    return PreparedPrompt(tokens, text.format, text.markers, text.starts)
 
 
 def prompt_tokens(model: LlamaModel, pieces: Sequence[tuple[str, bool]]) -> list[int]:
@@ -121,9 +124,17 @@ class _Run:
             if used:
                 kwargs = {**pair.template_kwargs[i], **req.chat_template_kwargs}  # the request's over the model's
                 prompts[role] = prepare_prompt(getattr(pair, role), messages, req.raw, role, pair.formats[i], kwargs)
+        self.writer = prompts["base" if use_base else "reasoning"]  # its template says where thinking is
         n = pair.n_shared
-        lb = pair.base.prefill(prompts["base"].tokens)[:n] if use_base else None
-        lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[:n] if use_reasoning else None
+        reuse = req.reuses_prefix
+        cached: dict[str, int] = {}
+        lb = lr = None
+        if use_base:
+            lb = pair.base.prefill(prompts["base"].tokens, reuse)[:n]
+            cached["base"] = pair.base.last_reused
+        if use_reasoning:
+            lr = pair.reasoning.prefill(prompts["reasoning"].tokens, reuse)[:n]
+            cached["reasoning"] = pair.reasoning.last_reused
         stepper = Stepper(
             pair, req.mode, req.divergence, gate, Sampler(req.temperature, req.top_k, req.top_p, self.seed),
             req.max_tokens, req.return_top,
@@ -190,6 +201,7 @@ class _Run:
             time_to_first_token_s=t_first,
             seed=self.seed,
             prompt_tokens={role: len(p.tokens) for role, p in prompts.items()},
+            cached_tokens=cached,
         )
 
 
@@ -207,11 +219,40 @@ def _release(hold: StopHold[TokenEvent], event: TokenEvent, emitted: list[TokenE
     return stopped
 
 
+def _with_channels(run: _Run) -> Iterator[Event]:
+    """``run``'s events, each token marked with its channel (thinking or answer), the summary counting both.
+
+    The writing model's template says where a thinking segment can be (thinking.ChannelMarker).
+    """
+    events = run.events()
+    marker: Optional[ChannelMarker] = None
+    tokens = {channel: 0 for channel in CHANNELS}
+    takeovers = dict(tokens)
+
+    def count(marked: list[TokenEvent]) -> list[TokenEvent]:
+        for ev in marked:
+            tokens[ev.channel] += 1
+            takeovers[ev.channel] += ev.source == "reasoning" and run.req.mode == "intervene"
+        return marked
+
+    for event in events:
+        if isinstance(event, TokenEvent):
+            if marker is None:
+                marker = ChannelMarker(run.writer.markers, run.writer.starts)
+            yield from count(marker.push(event))
+        else:
+            if marker is not None:
+                yield from count(marker.drain())
+            yield replace(event, tokens_by_channel=tokens, takeovers_by_channel=takeovers)
+
+
 def generate(pair: ModelPair, req: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:
     """Stream the events of one generation: TokenEvent per response token, then one Summary.
 
-    Bad input raises (a TokintError) before the first event. ``cancel`` stops the generation
-    at the next token with finish reason ``cancelled`` (or a ``Cancel``'s reason). The pair is used exclusively while the
-    iterator runs; do not interleave two generations on one pair.
+    Every token event says whether it belongs to the response's thinking segment or its answer
+    (``channel``); the summary counts tokens and takeovers in each. Bad input raises (a TokintError)
+    before the first event. ``cancel`` stops the generation at the next token with finish reason
+    ``cancelled`` (or a ``Cancel``'s reason). The pair is used exclusively while the iterator runs;
+    do not interleave two generations on one pair.
     """
-    return _Run(pair, req, cancel).events()
+    return _with_channels(_Run(pair, req, cancel))

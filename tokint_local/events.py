@@ -274,6 +274,7 @@ class TokenEvent:
     # with return_top: {"base": [(token_id, text, probability), ...], "reasoning": [...]}, best first,
     # for the models that ran at this position
     top_k: Optional[dict[str, list[tuple[int, str, float]]]] = None
+    channel: str = "answer"  # "thinking": inside the response's thinking segment (markers included)
     # with logprobs (or return_top): log-probability of this token under the model that wrote it
     logprob: Optional[float] = None
 
@@ -293,6 +294,7 @@ class TokenEvent:
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "TokenEvent":
         kwargs = {f.name: body.get(f.name) for f in fields(cls)}
+        kwargs["channel"] = body.get("channel") or "answer"  # a version-1 daemon sends none
         top = kwargs.get("top_k")
         if isinstance(top, dict):
             kwargs["top_k"] = {role: [tuple(c) for c in cands] for role, cands in top.items()}
@@ -313,6 +315,9 @@ class Summary:
     time_to_first_token_s: Optional[float] = None
     seed: Optional[int] = None
     prompt_tokens: dict[str, int] = field(default_factory=dict)  # per model role
+    cached_tokens: dict[str, int] = field(default_factory=dict)  # per model role: prompt tokens reused from its KV cache
+    tokens_by_channel: dict[str, int] = field(default_factory=dict)  # "thinking" / "answer": response tokens in each
+    takeovers_by_channel: dict[str, int] = field(default_factory=dict)  # takeovers inside the thinking and the answer
 
     type = "summary"
 

@@ -26,14 +26,21 @@ import jinja2.sandbox
 
 from .errors import TemplateError
 from .events import ChatMessage
+from .thinking import DEFAULT_MARKERS, EITHER, THINKING, markers_of, split_message, start_state, template_handles_thinking
 
 
 @dataclass(frozen=True)
 class PromptText:
-    """The prompt in a model's format, as (text, from_template) pieces in order."""
+    """The prompt in a model's format, as (text, from_template) pieces in order.
+
+    ``markers`` are the thinking markers of the model's template and ``starts`` how its response begins:
+    thinking.THINKING (the generation prompt opened a segment), ANSWER (it closed one) or EITHER.
+    """
 
     pieces: tuple[tuple[str, bool], ...]
     format: str  # "chat_template" or "raw"
+    markers: tuple[str, str] = DEFAULT_MARKERS
+    starts: str = EITHER
 
     @property
     def text(self) -> str:
@@ -132,10 +139,50 @@ def format_conversation(messages: Sequence[ChatMessage], template: Optional[str]
                 f"a conversation of {len(messages)} messages needs a chat template and this model {why}; "
                 "set prompt_format (chatml, llama3) for it in models.toml, or send one prompt")
         return PromptText(((messages[0].content, False),), "raw")
-    # letters and digits only: no template filter (escaping, JSON, trimming) changes a placeholder
+    markers = markers_of(template)
+    pieces = _render(template, [(m.role, [(m.content, False)]) for m in messages], bos, eos, kwargs)
+    last_content = max((i for i, (_, from_template) in enumerate(pieces) if not from_template), default=-1)
+    starts = start_state("".join(t for t, _ in pieces[last_content + 1:]), markers)
+    # Earlier responses' thinking: a template that looks for the close marker gets the segment with its
+    # markers (as the response wrote them) and leaves it out itself; for any other it is left out here.
+    keeps_markers = template_handles_thinking(template, markers)
+    shaped, any_thinking = [], False
+    for m in messages:
+        parts = split_message(m.content, markers, starts == THINKING) if m.role == "assistant" else None
+        if parts is None:
+            shaped.append((m.role, [(m.content, False)]))
+            continue
+        any_thinking = True
+        if keeps_markers:
+            shaped.append((m.role, [(parts.before + parts.open + parts.think_pad[0], True), (parts.thinking, False),
+                                    (parts.think_pad[1] + parts.close + parts.answer_pad, True), (parts.answer, False)]))
+        else:
+            shaped.append((m.role, [(parts.answer, False)]))
+    if any_thinking:
+        pieces = _render(template, shaped, bos, eos, kwargs)
+    return PromptText(pieces, "chat_template", markers, starts)
+
+
+def _render(template: str, messages: list[tuple[str, list[tuple[str, bool]]]], bos: str, eos: str,
+            kwargs: Optional[Mapping[str, Any]]) -> tuple[tuple[str, bool], ...]:
+    """Render (role, [(text, is_markup), ...]) messages; the pieces of the result, text pieces never markup.
+
+    Each text part goes into the template as a placeholder (letters and digits only: no template
+    filter, escaping, JSON or trimming changes it), markup parts as they are.
+    """
     tag = uuid.uuid4().hex
-    contents = {f"TOKINTCONTENT{tag}N{i}E": m.content for i, m in enumerate(messages)}
-    shown = [{"role": m.role, "content": name} for m, name in zip(messages, contents)]
+    contents: dict[str, str] = {}
+    shown = []
+    for role, parts in messages:
+        content = ""
+        for text, is_markup in parts:
+            if is_markup:
+                content += text
+            else:
+                name = f"TOKINTCONTENT{tag}N{len(contents)}E"
+                contents[name] = text
+                content += name
+        shown.append({"role": role, "content": content})
     rendered = render_template(template, shown, bos, eos, kwargs)
     pieces: list[tuple[str, bool]] = []
     start = 0
@@ -146,4 +193,4 @@ def format_conversation(messages: Sequence[ChatMessage], template: Optional[str]
         start = found.end()
     if start < len(rendered):
         pieces.append((rendered[start:], True))
-    return PromptText(tuple(pieces), "chat_template")
+    return tuple(pieces)

@@ -28,10 +28,13 @@ def color_wanted(stream: TextIO) -> bool:
 class TextPrinter:
     """The response as it streams, takeovers highlighted, then a summary line on ``err``.
 
-    On a terminal, control characters in the text are shown visibly (a file gets the text as it is).
+    On a colour terminal the thinking segment is dimmed (its takeovers underlined); control
+    characters in the text are shown visibly on a terminal (a file gets the text as it is).
     """
 
     TAKEOVER = "\x1b[1;30;43m"  # bold black on yellow
+    THINKING = "\x1b[2m"  # dim
+    THINKING_TAKEOVER = "\x1b[2;4;33m"  # dim, underlined, yellow: a takeover inside the thinking
     RESET = "\x1b[0m"
 
     def __init__(self, out: TextIO, err: TextIO, color: bool):
@@ -40,11 +43,7 @@ class TextPrinter:
 
     def __call__(self, event: StreamEvent) -> None:
         if isinstance(event, TokenEvent):
-            text = self.shown(event.text)
-            if event.source == "reasoning" and self.color and text:
-                self.out.write(f"{self.TAKEOVER}{text}{self.RESET}")
-            else:
-                self.out.write(text)
+            self.out.write(self.styled(event))
             self.out.flush()
         elif isinstance(event, Summary):
             self.out.write("\n")
@@ -55,12 +54,25 @@ class TextPrinter:
         elif isinstance(event, Loading) and self.err.isatty():
             self.err.write(f"tokint: loading pair {event.pair} ...\n")
 
+    def styled(self, event: TokenEvent) -> str:
+        """A token's text as it is written out: takeovers highlighted, thinking dimmed (with colour)."""
+        text = self.shown(event.text)
+        if not self.color or not text:
+            return text
+        taken = event.source == "reasoning"
+        if event.channel == "thinking":
+            return f"{self.THINKING_TAKEOVER if taken else self.THINKING}{text}{self.RESET}"
+        return f"{self.TAKEOVER}{text}{self.RESET}" if taken else text
+
 
 def summary_line(s: Summary) -> str:
     shown = ", ".join(str(p) for p in s.takeover_positions[:12]) + (" ..." if len(s.takeover_positions) > 12 else "")
     where = f" at {shown}" if shown else ""
+    thinking = s.tokens_by_channel.get("thinking", 0)
+    split = (f" ({s.takeovers_by_channel.get('thinking', 0)} in {thinking} thinking tokens, "
+             f"{s.takeovers_by_channel.get('answer', 0)} in the answer)") if thinking else ""
     return (
-        f"[{s.n_tokens} tokens, {s.n_takeovers} takeovers{where}; {s.tokens_per_second:.1f} tok/s, "
+        f"[{s.n_tokens} tokens, {s.n_takeovers} takeovers{where}{split}; {s.tokens_per_second:.1f} tok/s, "
         f"{s.elapsed_s:.2f} s; finish: {s.finish_reason}; seed {s.seed}]"
     )
 
