@@ -272,7 +272,6 @@ class HttpApi:
     async def _stream(peer: HttpPeer, shape: Shape, first: Message, include_usage: bool) -> AsyncIterator[str]:
         """Server-sent events: the opening chunk, a chunk per token, the closing chunk(s), ``[DONE]``.
         Messages that arrived together go out in one write."""
-        events: list[TokenEvent] = []
         pending = [first]
         yield shape.opening()
         while True:
@@ -283,11 +282,9 @@ class HttpApi:
             out = []
             for message in pending:
                 if message.type == "token":
-                    event = TokenEvent.from_wire(message.content)
-                    events.append(event)
-                    out.append(shape.token(event))
+                    out.append(shape.token(TokenEvent.from_wire(message.content)))
                 elif message.type == "summary" and not _shut_down(message):
-                    yield "".join(out) + shape.closing(Summary.from_wire(message.content), events, include_usage)
+                    yield "".join(out) + shape.closing(Summary.from_wire(message.content), include_usage)
                     return
                 elif message.type in ("summary", "error"):  # the status is sent: the error goes in the stream
                     yield "".join(out) + sse(_ended_in_error(message).body().model_dump_json()) + DONE

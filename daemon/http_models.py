@@ -108,7 +108,10 @@ class ProvenanceSummary(BaseModel):
     tokens_per_second: float
     elapsed_s: float
     time_to_first_token_s: Optional[float]
-    prompt_tokens: dict[str, int]
+    prompt_tokens: dict[str, int]  # per model
+    cached_tokens: dict[str, int]  # per model: prompt tokens reused from its KV cache
+    tokens_by_channel: dict[str, int]  # "thinking" / "answer"
+    takeovers_by_channel: dict[str, int]
 
 
 class Provenance(BaseModel):
@@ -127,7 +130,8 @@ class Usage(BaseModel):
     completion_tokens: int
     total_tokens: int
     prompt_tokens_by_model: dict[str, int]  # each model's own count ("base", "reasoning")
-    completion_tokens_details: Optional[dict[str, int]] = Field(None, exclude_if=_omit_none)
+    prompt_tokens_details: dict[str, int]  # cached_tokens: reused from the writing model's KV cache
+    completion_tokens_details: dict[str, int]  # reasoning_tokens: in the thinking segment
 
 
 class TopLogprob(BaseModel):

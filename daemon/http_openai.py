@@ -163,7 +163,7 @@ class _Shape:
     @staticmethod
     def provenance(ev: TokenEvent) -> TokenProvenance:
         return TokenProvenance(position=ev.position, token_id=ev.token_id, text=ev.text, source=ev.source,
-                               divergence=ev.divergence, channel=getattr(ev, "channel", None))
+                               divergence=ev.divergence, channel=ev.channel)
 
     def header(self, **extra: Any) -> Provenance:
         return Provenance(id=self.job_id, pair=self.pair, mode=self.mode, **extra)
@@ -176,15 +176,17 @@ class _Shape:
             delegated_share=summary.n_takeovers / summary.n_tokens if summary.n_tokens else 0.0,
             finish_reason=summary.finish_reason, seed=summary.seed, tokens_per_second=summary.tokens_per_second,
             elapsed_s=summary.elapsed_s, time_to_first_token_s=summary.time_to_first_token_s,
-            prompt_tokens=dict(summary.prompt_tokens),
+            prompt_tokens=dict(summary.prompt_tokens), cached_tokens=dict(summary.cached_tokens),
+            tokens_by_channel=dict(summary.tokens_by_channel), takeovers_by_channel=dict(summary.takeovers_by_channel),
         )
 
-    def usage(self, summary: Summary, thinking_tokens: int = 0) -> Usage:
+    def usage(self, summary: Summary) -> Usage:
         writer = "reasoning" if self.mode == "reasoning" else "base"
         prompt = summary.prompt_tokens.get(writer, max(summary.prompt_tokens.values(), default=0))
         return Usage(prompt_tokens=prompt, completion_tokens=summary.n_tokens, total_tokens=prompt + summary.n_tokens,
                      prompt_tokens_by_model=dict(summary.prompt_tokens),
-                     completion_tokens_details={"reasoning_tokens": thinking_tokens} if thinking_tokens else None)
+                     prompt_tokens_details={"cached_tokens": summary.cached_tokens.get(writer, 0)},
+                     completion_tokens_details={"reasoning_tokens": summary.tokens_by_channel.get(THINKING, 0)})
 
 
 class ChatShape(_Shape):
@@ -210,26 +212,26 @@ class ChatShape(_Shape):
         return self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))], self.header())
 
     def token(self, ev: TokenEvent) -> str:
-        thinking = getattr(ev, "channel", None) == THINKING
+        thinking = ev.channel == THINKING
         delta = Delta(reasoning_content=ev.text) if thinking else Delta(content=ev.text)
         return self._chunk([ChunkChoice(delta=delta, logprobs=self._logprobs([ev]))],
                            Provenance(tokens=[self.provenance(ev)]))
 
-    def closing(self, summary: Summary, events: list[TokenEvent], include_usage: bool) -> str:
+    def closing(self, summary: Summary, include_usage: bool) -> str:
         out = self._chunk([ChunkChoice(delta=Delta(), finish_reason=_finish_reason(summary))],
                           self.header(summary=self.summary(summary)))
         if include_usage:
-            out += self._chunk([], Provenance(), self.usage(summary, _thinking(events)))
+            out += self._chunk([], Provenance(), self.usage(summary))
         return out + DONE
 
     def whole(self, summary: Summary, events: list[TokenEvent]) -> ChatCompletion:
-        answer = "".join(ev.text for ev in events if getattr(ev, "channel", None) != THINKING)
-        thinking = [ev.text for ev in events if getattr(ev, "channel", None) == THINKING]
+        answer = "".join(ev.text for ev in events if ev.channel != THINKING)
+        thinking = [ev.text for ev in events if ev.channel == THINKING]
         message = AssistantMessage(content=answer, reasoning_content="".join(thinking) if thinking else None)
         return ChatCompletion(
             id=self.id, created=self.created, model=self.model, system_fingerprint=FINGERPRINT,
             choices=[ChatChoice(message=message, logprobs=self._logprobs(events), finish_reason=_finish_reason(summary))],
-            usage=self.usage(summary, len(thinking)),
+            usage=self.usage(summary),
             tokint=self.header(tokens=[self.provenance(ev) for ev in events], summary=self.summary(summary)),
         )
 
@@ -265,7 +267,7 @@ class CompletionShape(_Shape):
         self.offset += len(ev.text)
         return self._chunk([CompletionChoice(text=ev.text, logprobs=logprobs)], Provenance(tokens=[self.provenance(ev)]))
 
-    def closing(self, summary: Summary, events: list[TokenEvent], include_usage: bool) -> str:
+    def closing(self, summary: Summary, include_usage: bool) -> str:
         out = self._chunk([CompletionChoice(text="", finish_reason=_finish_reason(summary))],
                           self.header(summary=self.summary(summary)))
         if include_usage:
@@ -281,6 +283,3 @@ class CompletionShape(_Shape):
             tokint=self.header(tokens=[self.provenance(ev) for ev in events], summary=self.summary(summary)),
         )
 
-
-def _thinking(events: list[TokenEvent]) -> int:
-    return sum(1 for ev in events if getattr(ev, "channel", None) == THINKING)

@@ -176,6 +176,41 @@ def test_a_conversation_goes_through_as_messages(http_daemon, oai):
     assert "messages[1].role" in err.value.message
 
 
+def test_a_thinking_segment_comes_in_reasoning_content(tmp_path, daemon_address):
+    from gguf_factory import write_scripted_pair
+    from test_thinking import BASE_SCRIPT, QWEN3_LIKE, REASONING_SCRIPT
+
+    base, reasoning = write_scripted_pair(tmp_path, BASE_SCRIPT, REASONING_SCRIPT, QWEN3_LIKE, "q3")
+    models = tmp_path / "models.toml"
+    models.write_text(f'[pairs.q3]\nbase = {{ path = "{base}", n_ctx = 256, n_threads = 1 }}\n'
+                      f'reasoning = {{ path = "{reasoning}", n_ctx = 256, n_threads = 1 }}\n')
+    port = free_port()
+    d = DaemonProcess(models, daemon_address, "--http", f"127.0.0.1:{port}")
+    hi = [{"role": "user", "content": "hi"}]
+    try:
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0) as client:
+            r = client.chat.completions.create(model="q3", messages=hi, max_tokens=20, extra_body={"tokint": {"threshold": 1.0}})
+            chunks = list(client.chat.completions.create(model="q3", messages=hi, max_tokens=20, stream=True,
+                                                         stream_options={"include_usage": True},
+                                                         extra_body={"tokint": {"threshold": 1.0}}))
+            off = client.chat.completions.create(model="q3", messages=hi, max_tokens=20,
+                                                 extra_body={"tokint": {"chat_template_kwargs": {"enable_thinking": False}}})
+    finally:
+        d.stop()
+    message = r.choices[0].message.to_dict()
+    assert message["reasoning_content"] == "<think>hm</think>" and message["content"] == "\n\nOK"
+    assert r.usage.completion_tokens_details.reasoning_tokens == 4
+    ext = r.to_dict()["tokint"]
+    assert [t["channel"] for t in ext["tokens"]] == ["thinking"] * 4 + ["answer"] * 4
+    assert ext["summary"]["takeovers_by_channel"] == {"thinking": 1, "answer": 1}
+    deltas = [c.choices[0].delta.to_dict() for c in chunks if c.choices]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "<think>hm</think>"
+    assert "".join(d.get("content", "") for d in deltas) == "\n\nOK"
+    assert not any("reasoning_content" in d and "content" in d for d in deltas)  # one channel per chunk
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 4
+    assert off.choices[0].message.content == "OK" and "reasoning_content" not in off.choices[0].message.to_dict()
+
+
 def test_completions_continue_the_prompt_as_plain_text(http_daemon, oai):
     r = oai.completions.create(model="tiny:base", prompt="Once upon a time", max_tokens=10)
     text, _, summary = through_zmq(http_daemon, "Once upon a time", pair="tiny", mode="base", max_tokens=10, raw=True)
