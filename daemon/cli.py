@@ -1,7 +1,8 @@
 """The ``tokintd`` command: parse arguments, set up logging, run the daemon.
 
-    tokintd [--models FILE] [--bind ADDR ...] [--preload PAIR ...] [--allow-remote] [--log-level LEVEL]
+    tokintd [--models FILE] [--bind ADDR ...] [--http [ADDR]] [--preload PAIR ...] [--allow-remote] [--log-level LEVEL]
     tokintd keygen [--dir DIR]
+    tokintd keygen --http
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tokint_local.config import load_models
 from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
 from tokint_local.history import HistoryWriter
 
-from .security import keygen, split_binds
+from .security import DEFAULT_HTTP_PORT, check_http_bind, http_keygen, http_keys_path, keygen, parse_http_address, split_binds
 from .server import Daemon
 
 log = logging.getLogger("tokintd")
@@ -32,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen here (repeatable; default: the per-user ipc socket only). Every tcp:// address, "
                         "loopback included, requires CURVE keys (made in $TOKINT_HOME/curve on first use)")
     p.add_argument("--preload", action="append", default=[], metavar="PAIR", help="load this pair at start (repeatable)")
-    p.add_argument("--allow-remote", action="store_true", help="allow non-loopback --bind addresses, with CURVE keys required")
+    p.add_argument("--http", nargs="?", const="", default=None, metavar="ADDR",
+                   help=f"also serve the OpenAI-compatible HTTP API at HOST:PORT (default 127.0.0.1:{DEFAULT_HTTP_PORT}); "
+                        "a non-loopback address needs --allow-remote and keys from `tokintd keygen --http`")
+    p.add_argument("--http-require-key", action="store_true",
+                   help="require a bearer key on a loopback HTTP address too (other local users can reach loopback)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow non-loopback --bind and --http addresses, with CURVE keys / bearer keys required")
     p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--no-history", action="store_true", help="do not record generations in $TOKINT_HOME/history.sqlite")
@@ -40,9 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def keygen_main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="tokintd keygen", description="Write CURVE keys for TCP clients.")
+    p = argparse.ArgumentParser(prog="tokintd keygen", description="Write CURVE keys for TCP clients, or a bearer key for HTTP clients.")
     p.add_argument("--dir", type=Path, default=None, help="folder for the keys (default: $TOKINT_HOME/curve)")
+    p.add_argument("--http", action="store_true", help="add a bearer key for the HTTP API to $TOKINT_HOME/http_keys and print it")
     args = p.parse_args(argv)
+    if args.http:
+        key, path = http_keygen()
+        print(key)
+        sys.stderr.write(f"added to {path} (owner-only); HTTP clients send it as `Authorization: Bearer KEY`\n")
+        return 0
     folder = args.dir or curve_dir()
     keygen(folder)
     print(f"keys in {folder} (owner-only). Your own clients find them there; give clients on other machines\n"
@@ -87,8 +100,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         running = already_running(local)
         if running:
             raise ConfigError(f"a tokintd is already running at {running}; stop it first (tokint shutdown)")
+        http = None
+        if args.http is not None:
+            from .http_api import HttpSettings
+
+            bind = parse_http_address(args.http or None)
+            http = HttpSettings(bind, check_http_bind(bind, args.allow_remote, args.http_require_key), http_keys_path())
         daemon = Daemon(models, local, remote, keys, history=None if args.no_history else HistoryWriter(),
-                        models_arg=args.models, log_level=args.log_level)
+                        models_arg=args.models, log_level=args.log_level, http=http)
         try:
             daemon.bind()
         except zmq.ZMQError as exc:

@@ -125,9 +125,6 @@ class Scheduler:
         return await future
 
     # -- queries ---------------------------------------------------------------------------
-    def jobs_of(self, peer: Hashable) -> list[Job]:
-        return [job for job in self.jobs.values() if job.peer == peer and not job.ended]
-
     def _pair_running(self, pair_name: str) -> bool:
         return self.running is not None and self.running.pair_name == pair_name
 

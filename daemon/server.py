@@ -1,5 +1,8 @@
 """tokintd's socket loop: ZeroMQ ROUTER sockets, one asyncio loop, handlers per message type.
 
+The OpenAI-compatible HTTP API (http_api.py), when asked for, runs on the same loop and submits
+its generations through ``Daemon.submit`` as ZeroMQ clients do: same queues, limits and history.
+
 The loop only parses, dispatches and sends; model loading and generation run in the llama.cpp
 worker process (scheduler.py, supervisor.py, worker.py), so nothing llama.cpp does can end it.
 Every request gets a reply or an ``error``; nothing a client sends can stop the daemon serving
@@ -13,7 +16,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Optional, Protocol
 
 import zmq
 import zmq.asyncio
@@ -28,10 +31,13 @@ from tokint_local.wire import (
     SUPPORTED_VERSIONS, Message, ProtocolError, error_message, peek_version,
 )
 
-from tokint_local.config import ModelsFile
+from tokint_local.config import ModelsFile, PairEntry
 
 from .scheduler import Job, Scheduler
 from .security import CurveKeys, make_curve_server, restrict_ipc_socket, secure_ipc_endpoint
+
+if TYPE_CHECKING:
+    from .http_api import HttpSettings
 
 log = logging.getLogger("tokintd")
 SHUTDOWN_GRACE_S = 4.0
@@ -43,13 +49,29 @@ SEND_HWM = 100_000  # messages queued per client before ZeroMQ drops: a 4,000-to
 
 @dataclass(frozen=True)
 class Peer:
+    """A ZeroMQ client."""
+
     socket: int  # index into the daemon's sockets
     identity: bytes
+
+    @property
+    def client(self) -> Hashable:
+        """Whose per-client limit a generation counts against."""
+        return self.identity
+
+
+class LocalPeer(Protocol):
+    """A client inside the daemon (an HTTP request): it takes its messages itself."""
+
+    client: Hashable
+
+    def deliver(self, message: Message) -> None: ...
 
 
 class Daemon:
     def __init__(self, models: ModelsFile, local: list[str], tcp: list[str] = (), curve: Optional[CurveKeys] = None,
-                 history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info"):
+                 history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info",
+                 http: Optional["HttpSettings"] = None):
         self.models = models
         self.local, self.tcp, self.curve = list(local), list(tcp), curve  # tcp: CURVE-authenticated
         self.addresses = self.local + self.tcp
@@ -63,6 +85,11 @@ class Daemon:
         self.stopping = asyncio.Event()
         self._auth = None
         self._tasks: set[asyncio.Task] = set()
+        self.http = None
+        if http is not None:
+            from .http_api import HttpApi  # starlette and uvicorn only for a daemon that serves HTTP
+
+            self.http = HttpApi(self, http)
         self._handlers: dict[str, Callable[[Peer, Message], Awaitable[None]]] = {
             "hello": self._hello, "status": self._status, "list_pairs": self._list_pairs, "load_pair": self._load_pair,
             "unload_pair": self._unload_pair, "generate": self._generate, "cancel": self._cancel,
@@ -88,6 +115,8 @@ class Daemon:
             for address in self.tcp:
                 sock.bind(address)
         log.info("listening on %s", ", ".join(self.addresses))
+        if self.http is not None:
+            self.http.bind()
 
     def _router(self) -> zmq.asyncio.Socket:
         sock = self.ctx.socket(zmq.ROUTER)
@@ -114,6 +143,8 @@ class Daemon:
         self.scheduler.start()
         readers = [loop.create_task(self._read(i, sock)) for i, sock in enumerate(self.sockets)]
         watchdog = loop.create_task(self._watch_clients())
+        if self.http is not None:
+            self.http.start()
         for name in preload:
             try:
                 await self.scheduler.load(self.models.pair(name).name)
@@ -127,6 +158,8 @@ class Daemon:
         watchdog.cancel()
         await self.scheduler.shutdown(SHUTDOWN_GRACE_S)
         await asyncio.sleep(0.05)  # let the last events posted by worker threads reach the sockets
+        if self.http is not None:
+            await self.http.stop()
         for sock in self.sockets:
             sock.close(linger=500)
         if self._auth is not None:
@@ -137,8 +170,11 @@ class Daemon:
         log.info("stopped")
 
     # -- sockets ---------------------------------------------------------------------------
-    def send(self, peer: Peer, message: Message) -> None:
+    def send(self, peer: "Peer | LocalPeer", message: Message) -> None:
         """Send on the loop thread; a closed socket or a gone client drops the message."""
+        if not isinstance(peer, Peer):
+            peer.deliver(message)
+            return
         sock = self.sockets[peer.socket]
         if sock.closed:
             return
@@ -260,21 +296,29 @@ class Daemon:
         pair = msg.content.get("pair")
         if pair is not None and not isinstance(pair, str):
             raise InvalidParameter("pair: must be a pair name")
-        entry = self.models.pair(pair)
-        request = GenerationRequest.from_wire({**entry.defaults, **msg.content})  # fields not sent: the pair's defaults
-        if msg.id in self.scheduler.jobs:
-            raise InvalidParameter(f"a generation with id {msg.id!r} is already running; use a fresh message id")
-        if len(self.scheduler.jobs_of(peer)) >= MAX_JOBS_PER_CLIENT:
+        self.submit(peer, msg.id, self.models.pair(pair), msg.content)
+
+    def submit(self, peer: "Peer | LocalPeer", job_id: str, entry: PairEntry, fields: dict[str, Any]) -> Job:
+        """Queue a generation on ``entry`` for a ZeroMQ client or an HTTP request; fields not given come
+        from the pair's defaults. TokintError (nothing queued) when refused."""
+        if self.scheduler.closing:
+            raise _ShuttingDown("tokintd is shutting down")
+        request = GenerationRequest.from_wire({**entry.defaults, **fields})
+        if job_id in self.scheduler.jobs:
+            raise InvalidParameter(f"a generation with id {job_id!r} is already running; use a fresh message id")
+        if sum(1 for job in self.scheduler.jobs.values() if job.peer.client == peer.client and not job.ended) >= MAX_JOBS_PER_CLIENT:
             raise _TooMany(f"this client already has {MAX_JOBS_PER_CLIENT} generations queued or running; "
                            "wait for some to finish")
-        self.scheduler.submit(Job(id=msg.id, peer=peer, request=request, pair_name=entry.name))
+        job = Job(id=job_id, peer=peer, request=request, pair_name=entry.name)
+        self.scheduler.submit(job)
+        return job
 
     async def _cancel(self, peer: Peer, msg: Message) -> None:
         target = msg.content.get("id")
         if not isinstance(target, str):
             raise InvalidParameter("id: must be the id of a generate request")
         job = self.scheduler.jobs.get(target)
-        if job is None or job.peer.identity != peer.identity:
+        if job is None or job.peer.client != peer.client:
             raise _UnknownRequest(f"no running or queued generation {target!r} of yours")
         self.scheduler.cancel(target)
         self.reply(peer, msg, {"id": target, "cancelled": True})
@@ -294,6 +338,10 @@ class _UnknownRequest(TokintError):
 
 class _TooMany(TokintError):
     code = "too_many_requests"
+
+
+class _ShuttingDown(TokintError):
+    code = "shutting_down"
 
 
 def _rss_bytes() -> int:

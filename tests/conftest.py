@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -209,6 +210,30 @@ def shared_daemon(tmp_path_factory, tiny_files):
     home = tmp_path_factory.mktemp("shared-daemon-home")
     env = {k: v for k, v in os.environ.items() if k != "TOKINT_MODELS"}
     d = DaemonProcess(models, f"ipc://{folder}/d.sock", env={**env, "TOKINT_HOME": str(home)})
+    yield d
+    d.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_daemon(tmp_path_factory, tiny_files):
+    """One tokintd for a module's tests on the tiny models, also serving the HTTP API on loopback:
+    ``.http_url`` (``http://127.0.0.1:PORT``), ``.home`` (its TOKINT_HOME, for the history)."""
+    folder = Path(tempfile.mkdtemp(prefix="tkh", dir="/tmp"))
+    models = tmp_path_factory.mktemp("http-daemon") / "models.toml"
+    models.write_text(models_toml_text(tiny_files))
+    home = tmp_path_factory.mktemp("http-daemon-home")
+    env = {k: v for k, v in os.environ.items() if k != "TOKINT_MODELS"}
+    port = free_port()
+    d = DaemonProcess(models, f"ipc://{folder}/d.sock", "--http", f"127.0.0.1:{port}", env={**env, "TOKINT_HOME": str(home)})
+    d.http_url, d.home = f"http://127.0.0.1:{port}", home
     yield d
     d.stop()
     shutil.rmtree(folder, ignore_errors=True)

@@ -42,3 +42,11 @@ def test_only_the_backend_imports_llama_cpp():
 def test_library_never_imports_daemon_or_tui():
     for p in (ROOT / "tokint_local").rglob("*.py"):
         assert not imports_of(p) & {"daemon", "tui"}, p
+
+
+def test_only_the_http_api_imports_the_http_stack():
+    users = sorted(p.relative_to(ROOT).as_posix() for d in ("tokint_local", "daemon", "tui") for p in (ROOT / d).rglob("*.py")
+                   if imports_of(p) & {"starlette", "uvicorn", "pydantic"})
+    assert users == ["daemon/http_api.py", "daemon/http_models.py"]
+    loaded = modules_after("import daemon.server, daemon.cli")  # a daemon without --http loads none of it
+    assert not {m for m in loaded if m.split(".")[0] in ("starlette", "uvicorn")}

@@ -140,7 +140,7 @@ class _Run:
             req.max_tokens, req.return_top,
             (len(prompts["base"].tokens) if use_base else 0, len(prompts["reasoning"].tokens) if use_reasoning else 0),
             # block needs rollback: a recurrent or hybrid model runs lockstep
-            AdaptiveK(req.block_size) if req.schedule == "block" and pair.can_roll_back else None,
+            AdaptiveK(req.block_size) if req.schedule == "block" and pair.can_roll_back else None, req.logprobs,
         )
         decisions = stepper.decisions(lb, lr)
         t_first: Optional[float] = None
@@ -166,6 +166,7 @@ class _Run:
             event = TokenEvent(
                 position=d.position, token_id=d.token, text=piece, source=d.source, divergence=d.divergence,
                 base_entropy=d.base_entropy, budget_left=d.budget_left, t=time.perf_counter() - t0, top_k=d.top,
+                logprob=d.logprob,
             )
             if t_first is None:
                 t_first = event.t

@@ -128,6 +128,7 @@ class GenerationRequest:
     min_base_entropy: Optional[float] = None  # takeovers only where base entropy (nats) >= this
     schedule: str = "block"  # "lockstep": both models one token at a time (the reference)
     return_top: int = 0  # > 0: each token event carries both models' top candidates (top_k)
+    logprobs: bool = False  # True: each token event carries its log-probability under the model that wrote it
     block_size: Optional[int] = None  # block schedule: draft length; None adapts it
     # a conversation: system/user/assistant messages, ending with the user's; None when ``prompt`` is given
     messages: Optional[tuple[ChatMessage, ...]] = None
@@ -202,6 +203,8 @@ class GenerationRequest:
             raise bad("stop", f"must be a list of at most {MAX_STOP_STRINGS} non-empty strings")
         if not isinstance(self.raw, bool):
             raise bad("raw", "must be true or false")
+        if not isinstance(self.logprobs, bool):
+            raise bad("logprobs", "must be true or false")
         if self.max_position is not None and (not _is_int(self.max_position) or self.max_position < 0):
             raise bad("max_position", "must be an integer >= 0")
         if self.block_size is not None and (not _is_int(self.block_size) or not 1 <= self.block_size <= MAX_BLOCK_SIZE):
@@ -272,11 +275,15 @@ class TokenEvent:
     # for the models that ran at this position
     top_k: Optional[dict[str, list[tuple[int, str, float]]]] = None
     channel: str = "answer"  # "thinking": inside the response's thinking segment (markers included)
+    # with logprobs (or return_top): log-probability of this token under the model that wrote it
+    logprob: Optional[float] = None
 
     type = "token"
 
     def to_wire(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.logprob is None:
+            del out["logprob"]
         if self.top_k is None:
             del out["top_k"]
         else:

@@ -50,6 +50,7 @@ class Decision:
     base_entropy: Optional[float]
     budget_left: Optional[int]
     top: Optional[dict] = None
+    logprob: Optional[float] = None  # under the model that wrote the token, when asked for
 
 
 class AdaptiveK:
@@ -75,9 +76,10 @@ class Stepper:
     shared vocab); ``prompt_lengths`` are where each model's response positions start."""
 
     def __init__(self, pair: ModelPair, mode: str, divergence: str, gate: Gate, sampler: Sampler, max_tokens: int,
-                 return_top: int, prompt_lengths: tuple[int, int], block: Optional[AdaptiveK]):
+                 return_top: int, prompt_lengths: tuple[int, int], block: Optional[AdaptiveK], logprobs: bool = False):
         self.pair, self.mode, self.divergence = pair, mode, divergence
         self.gate, self.sampler, self.max_tokens, self.return_top = gate, sampler, max_tokens, return_top
+        self.log_probs = logprobs or return_top > 0  # full log-softmax rows only when asked for
         self.pb, self.pr = prompt_lengths
         self.block = block  # None: lockstep
         self.n = pair.n_shared
@@ -102,8 +104,8 @@ class Stepper:
             ent = np.array([e for e, _ in stats])
             if lr is not None:
                 div = np.array([d for _, d in stats])
-        lpb = dv.log_softmax(lb) if self.return_top and lb is not None else None
-        lpr = dv.log_softmax(lr) if self.return_top and lr is not None else None
+        lpb = dv.log_softmax(lb) if self.log_probs and lb is not None else None
+        lpr = dv.log_softmax(lr) if self.log_probs and lr is not None else None
         return lpb, lpr, ent, div
 
     def _top(self, lpb: Optional[np.ndarray], lpr: Optional[np.ndarray]) -> Optional[dict]:
@@ -116,12 +118,14 @@ class Stepper:
         return out
 
     def _decision(self, position: int, token: int, source: str, j: int, lpb, lpr, ent, div) -> Decision:
+        writer = lpr if source == "reasoning" else lpb
         return Decision(
             position=position, token=token, source=source,
             divergence=None if div is None else float(div[j]),
             base_entropy=None if ent is None else float(ent[j]),
             budget_left=self.gate.budget_left(self.takeovers),
             top=self._top(None if lpb is None else lpb[j], None if lpr is None else lpr[j]),
+            logprob=None if writer is None else float(writer[j][token]),
         )
 
     # -- one position at a time ------------------------------------------------------------
