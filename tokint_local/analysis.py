@@ -15,7 +15,6 @@ teacher forcing), in batches, and gives every response position its divergence a
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -24,6 +23,8 @@ import numpy as np
 
 from . import divergence as dv
 from .errors import PromptTooLong
+from .gate import threshold_for_rate as gate_threshold_for_rate
+
 
 PLANNING_WORDS = frozenset("""
 first firstly second secondly third then next finally lastly so thus therefore hence because since
@@ -158,11 +159,7 @@ def summarize(tokens: Sequence[ScoredToken], threshold: float, curve_points: int
 
 def threshold_for_rate(divergences: Sequence[float], rate: float) -> float:
     """The threshold at or above which ``rate`` of these divergences lie (for `tokint calibrate`)."""
-    values = np.sort(np.asarray(divergences, dtype=np.float64))
-    if len(values) == 0:
-        raise ValueError("no divergences to calibrate on")
-    k = min(max(int(math.ceil((1 - rate) * len(values))), 0), len(values) - 1)
-    return float(values[k])
+    return gate_threshold_for_rate(divergences, rate, "divergence")
 
 
 def high_tokens(tokens: Sequence[ScoredToken], threshold: float, limit: int = 15) -> list[ScoredToken]:

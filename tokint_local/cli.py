@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 from .divergence import DIVERGENCES
 from .errors import InvalidParameter, TokintError
 from .addresses import is_local
+from .gate import GATES
 from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
@@ -70,8 +71,12 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair", help="model pair from models.toml (default: the file's default_pair)")
     p.add_argument("--mode", choices=MODES, default=GIVEN, help="who writes the response (default: intervene)")
     p.add_argument("--divergence", choices=DIVERGENCES, default=GIVEN, help="divergence the gate compares (default: kl)")
+    p.add_argument("--gate", choices=GATES, default=GIVEN,
+                   help="the takeover rule: divergence (default); the controls entropy (base entropy >= threshold), "
+                        "top1 (base top-1 probability < threshold), random (probability = threshold)")
     p.add_argument("--threshold", type=_number, default=GIVEN,
-                   help=f"takeover where divergence >= this, in nats for kl/js (default: {DEFAULT_THRESHOLD}; inf: never)")
+                   help=f"takeover where divergence >= this, in nats for kl/js (default: {DEFAULT_THRESHOLD}; inf: never); "
+                        "see --gate for the controls")
     p.add_argument("--budget", type=_budget, default=GIVEN, help="at most this many takeovers (default: unlimited)")
     p.add_argument("--max-position", type=_integer, default=GIVEN, help="takeovers only in the first N positions")
     p.add_argument("--min-base-entropy", type=_number, default=GIVEN,
@@ -94,7 +99,7 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
 
 
 REQUEST_FLAGS = ("mode", "divergence", "threshold", "budget", "max_position", "min_base_entropy", "max_tokens",
-                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size")
+                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size", "gate")
 
 
 def as_text(given: str | bytes, what: str, err: TextIO) -> str:

@@ -145,7 +145,7 @@ def analysis_text(s: dict, top: list) -> str:
 
 # -- eval --------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .datasets import load_dataset
+    from .datasets import DATASETS, load_dataset
     from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
 
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
@@ -164,10 +164,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
     thresholds = [float(t) for t in (args.thresholds.split(",") if args.thresholds else [args.threshold])]
-    configs = configs_for(modes, parse_budgets(args.budgets), thresholds)
-    dataset_name = "humaneval" if args.dataset == "humaneval" else Path(args.dataset).stem
+    configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
+    for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
+        GenerationRequest(prompt="", **cfg.params())
+    dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
     out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
-    base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence}
+    # greedy; the seed only decides the random gate's positions, the same for every item
+    base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
+            "seed": args.seed}
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
     if args.local:
         entry, pair = _local_pair(args)
@@ -216,48 +220,53 @@ def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
 
 
 def eval_table(summaries: list[dict]) -> str:
-    head = (f"{'configuration':42} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
-            f" {'vs base':>17} {'as reasoning':>13}")
+    controls = any("fixed_vs_divergence" in s for s in summaries)
+    head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+            f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
     lines = [head, "-" * len(head)]
     for s in summaries:
         vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} p={s['p_vs_base']:.3f}"
                    if "fixed_vs_base" in s else "-")
         as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
                         if "agrees_with_reasoning" in s else "-")
-        lines.append(f"{s['config']:42} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
-                     f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
+        line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
+                f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
+        if controls:
+            line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} p={s['p_vs_divergence']:.3f}"
+                           if "fixed_vs_divergence" in s else "-").rjust(17)
+        lines.append(line)
     if any("fixed_vs_base" in s for s in summaries):
         lines.append("vs base: items passed where base failed / failed where base passed, and the sign test's p; "
                      "as reasoning: items with the reasoning model's pass or fail")
+    if controls:
+        compared = sorted({s["divergence_config"] for s in summaries if "divergence_config" in s})
+        lines.append(f"vs divergence: the same, against the divergence gate at the budget ({', '.join(compared)})")
+
     return "\n".join(lines)
+
 
 
 # -- calibrate ---------------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .analysis import score_response, threshold_for_rate
     from .datasets import load_dataset
+    from .gate import threshold_for_rate
 
     if not 0 < args.rate < 1:
         raise ConfigError("--rate must be between 0 and 1 (for example 0.08 for 8% of tokens)")
     prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
     entry, pair = _local_pair(args)
     try:
-        divs = []
-        progress = Progress("calibrate", len(prompts))
-        for prompt in prompts:
-            tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": args.max_tokens, "temperature": 0.0})
-            ids = [t.token_id for t in tokens if not pair.base.is_eog(t.token_id)]
-            divs += [t.divergence for t in score_response(pair, prompt, ids, args.divergence)]
-            progress.update(f"{len(divs)} tokens scored")
-        progress.close()
-        threshold = threshold_for_rate(divs, args.rate)
-        result: dict[str, Any] = {"pair": entry.name, "divergence": args.divergence, "target_rate": args.rate,
-                                  "threshold": threshold, "n_tokens": len(divs), "n_prompts": len(prompts)}
+        values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens)
+        threshold = threshold_for_rate(values, args.rate, args.gate)
+        result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "divergence": args.divergence,
+                                  "target_rate": args.rate, "threshold": threshold, "n_tokens": len(values),
+                                  "n_prompts": len(prompts)}
         if args.verify:
             taken = total = 0
             for prompt in prompts:
-                _, s = _generate_local(pair, prompt, {"mode": "intervene", "threshold": threshold, "max_tokens": args.max_tokens,
-                                                      "divergence": args.divergence, "temperature": 0.0})
+                _, s = _generate_local(pair, prompt, {"mode": "intervene", "gate": args.gate, "threshold": threshold,
+                                                      "max_tokens": args.max_tokens, "divergence": args.divergence,
+                                                      "temperature": 0.0, "seed": args.seed})
                 taken, total = taken + s.n_takeovers, total + s.n_tokens
             result["measured_rate"] = taken / max(total, 1)
     finally:
@@ -265,16 +274,45 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
-        line = (f"threshold {threshold:.4f} ({args.divergence}) puts {100 * args.rate:g}% of {len(divs)} base-model "
-                f"tokens at or above it (pair {entry.name}, {len(prompts)} prompts)")
+        rule = {"divergence": f"{args.divergence} divergence at or above it", "entropy": "base entropy at or above it",
+                "top1": "a base top-1 probability below it", "random": "a draw below it"}[args.gate]
+        line = f"{args.gate} gate: threshold {threshold:.4f} gives {100 * args.rate:g}% of "
+        line += (f"{len(values)} base-model tokens {rule}" if args.gate != "random" else "positions (a probability)")
+        line += f" (pair {entry.name}, {len(prompts)} prompts)"
         if "measured_rate" in result:
             line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
         sys.stdout.write(line + "\n")
     return 0
 
 
+def calibration_signal(pair, prompts: list[str], gate: str, divergence: str, max_tokens: int) -> list[float]:
+    """What the gate's rule reads at every position of the base model's greedy responses: divergence
+    (teacher-forced, both models), base entropy or base top-1 probability; nothing for random."""
+    from .analysis import score_response
+
+    if gate == "random":
+        return []
+    values: list[float] = []
+    progress = Progress("calibrate", len(prompts))
+    for prompt in prompts:
+        tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": max_tokens, "temperature": 0.0,
+                                                   "return_top": 1 if gate == "top1" else 0})
+        tokens = [t for t in tokens if not pair.base.is_eog(t.token_id)]
+        if gate == "divergence":
+            values += [t.divergence for t in score_response(pair, prompt, [t.token_id for t in tokens], divergence)]
+        elif gate == "entropy":
+            values += [t.base_entropy for t in tokens]
+        else:
+            values += [t.top_k["base"][0][2] for t in tokens]
+        progress.update(f"{len(values)} tokens scored")
+    progress.close()
+    return values
+
+
 def add_parsers(sub: Any) -> None:
     from .divergence import DIVERGENCES
+    from .gate import GATES
+
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use")
@@ -290,7 +328,8 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("--response", help="the response to analyze")
     an.add_argument("--response-file", help="read the response from this file")
     an.add_argument("--generate", action="store_true", help="analyze the reasoning model's own greedy response")
-    an.add_argument("--dataset", help="humaneval or FILE.jsonl: analyze the reasoning model's responses to every item")
+    an.add_argument("--dataset", help="humaneval, gsm8k, aime2025 or FILE.jsonl: analyze the reasoning model's "
+                    "responses to every item")
     an.add_argument("--from-results", metavar="FILE", help="with --dataset: analyze the reasoning-mode responses "
                     "a `tokint eval` results file holds instead of generating them")
     an.add_argument("--threshold", type=float, default=1.0, help="what counts as high divergence (default 1.0)")
@@ -301,7 +340,11 @@ def add_parsers(sub: Any) -> None:
 
     ev = sub.add_parser("eval", help="accuracy of base, reasoning and intervene modes on a dataset (resumable)")
     common(ev)
-    ev.add_argument("--dataset", help="humaneval, or FILE.jsonl (see the README for its format); required unless --report")
+    ev.add_argument("--dataset", help="humaneval, gsm8k, aime2025, or FILE.jsonl (see the README for its format); "
+                    "required unless --report")
+    ev.add_argument("--gate", choices=GATES, default="divergence",
+                    help="intervene's takeover rule: divergence (default), or the controls entropy, top1, random")
+    ev.add_argument("--seed", type=int, default=0, help="the random gate's seed (default 0; decoding is greedy)")
     ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
     ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
@@ -317,7 +360,11 @@ def add_parsers(sub: Any) -> None:
     ca = sub.add_parser("calibrate", help="the threshold that gives a target takeover rate")
     common(ca)
     ca.add_argument("--rate", type=float, default=0.08, help="target share of tokens taken over (default 0.08)")
-    ca.add_argument("--dataset", help="take the sample prompts from humaneval or FILE.jsonl (default: built-in prompts)")
+    ca.add_argument("--dataset", help="take the sample prompts from humaneval, gsm8k, aime2025 or FILE.jsonl "
+                    "(default: built-in prompts)")
+    ca.add_argument("--gate", choices=GATES, default="divergence",
+                    help="the rule to calibrate: divergence (default), entropy, top1 or random (its probability is the rate)")
+    ca.add_argument("--seed", type=int, default=0, help="the random gate's seed for --verify (default 0)")
     ca.add_argument("--verify", action="store_true", help="then intervene with the threshold and report the rate reached")
     ca.set_defaults(func=cmd_calibrate)
 

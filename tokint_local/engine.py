@@ -115,7 +115,7 @@ class _Run:
     def events(self) -> Iterator[Event]:
         req, pair = self.req, self.pair
         t0 = time.perf_counter()
-        gate = Gate(req.threshold, req.budget, req.max_position, req.min_base_entropy)
+        gate = Gate(req.threshold, req.budget, req.max_position, req.min_base_entropy, req.gate, self.seed)
         use_base = req.mode in ("base", "intervene")
         use_reasoning = req.mode == "reasoning" or (req.mode == "intervene" and gate.can_fire(0, 0))
         prompts = {}

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional, TextIO
 from .datasets import Item, check
 from .errors import ConfigError
 from .events import Summary
+from .gate import GATES
 from .progress import Progress
 
 Generate = Callable[[str, dict], tuple[str, Summary]]  # (prompt, request fields) -> (response, summary)
@@ -26,36 +27,40 @@ class Config:
     mode: str
     budget: Optional[int] = None  # intervene only; None: unlimited
     threshold: Optional[float] = None  # intervene only
+    gate: str = "divergence"  # intervene only: the takeover rule (gate.py)
 
     @property
     def key(self) -> str:
         if self.mode != "intervene":
             return self.mode
         budget = "inf" if self.budget is None else str(self.budget)
-        return f"intervene/budget={budget}/threshold={self.threshold:g}"
+        key = f"intervene/budget={budget}/threshold={self.threshold:g}"
+        return key if self.gate == "divergence" else f"{key}/gate={self.gate}"
 
     def params(self) -> dict:
         if self.mode != "intervene":
             return {"mode": self.mode}
-        return {"mode": "intervene", "budget": self.budget, "threshold": self.threshold}
+        return {"mode": "intervene", "budget": self.budget, "threshold": self.threshold, "gate": self.gate}
 
 
-def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], thresholds: Iterable[float]) -> list[Config]:
+def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], thresholds: Iterable[float],
+                gate: str = "divergence") -> list[Config]:
     out = []
     for mode in modes:
         if mode == "intervene":
-            out += [Config("intervene", b, t) for t in thresholds for b in budgets]
+            out += [Config("intervene", b, t, gate) for t in thresholds for b in budgets]
         else:
             out.append(Config(mode))
     return out
 
 
 def configs_in(records: Iterable[dict]) -> list[Config]:
-    """Every configuration a results file holds: base, reasoning, then intervene by threshold and budget."""
-    found = {Config(r["mode"], r.get("budget"), r.get("threshold")) if r["mode"] == "intervene" else Config(r["mode"])
-             for r in records}
+    """Every configuration a results file holds: base, reasoning, then intervene by gate, threshold and budget."""
+    found = {Config(r["mode"], r.get("budget"), r.get("threshold"), r.get("gate") or "divergence")
+             if r["mode"] == "intervene" else Config(r["mode"]) for r in records}
     order = {"base": 0, "reasoning": 1, "intervene": 2}
-    return sorted(found, key=lambda c: (order.get(c.mode, 3), c.threshold or 0.0,
+    gates = {g: n for n, g in enumerate(GATES)}
+    return sorted(found, key=lambda c: (order.get(c.mode, 3), gates.get(c.gate, len(GATES)), c.threshold or 0.0,
                                         math.inf if c.budget is None else c.budget))
 
 
@@ -104,7 +109,7 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
         passed, why = check(item, response)
         record = {
             "type": "item", "item": item.id, "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget,
-            "threshold": cfg.threshold, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
+            "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
             "n_takeovers": summary.n_takeovers, "takeover_positions": list(summary.takeover_positions),
             "finish_reason": summary.finish_reason, "tokens_per_second": summary.tokens_per_second,
             "elapsed_s": summary.elapsed_s, "response": response,
@@ -128,7 +133,10 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
     `compared_with_reasoning`. `p_vs_base` is the exact two-sided sign test (McNemar) on fixed against
     broken: how likely a difference at least that large is if the configuration were no better or
     worse than base. `early_takeover_share` is the share of takeovers made in the first
-    tenth of their response.
+    tenth of their response. A control gate's configuration is compared the same way with the
+    divergence gate at its budget (`divergence_config`: of several thresholds, the one run on the
+    most of the same items, then the nearest in takeovers per response): `fixed_vs_divergence`,
+    `broken_vs_divergence`, `p_vs_divergence`, over `compared_with_divergence` items.
     """
     by_config: dict[str, dict[str, dict]] = {}
     for r in records:
@@ -143,6 +151,7 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
         takeovers = sum(r["n_takeovers"] for r in rs)
         summary = {
             "type": "summary", "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget, "threshold": cfg.threshold,
+            "gate": cfg.gate if cfg.mode == "intervene" else None,
             "n_items": len(rs), "accuracy": sum(r["passed"] for r in rs) / len(rs),
             "takeovers_per_response": takeovers / len(rs),
             "delegated_share": takeovers / tokens if tokens else 0.0,
@@ -164,8 +173,34 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
             summary["agrees_with_reasoning"] = sum(mine["passed"] == theirs["passed"] for mine, theirs in both)
             summary["same_response_as_reasoning"] = sum(mine.get("response") == theirs.get("response")
                                                         for mine, theirs in both)
+        if cfg.mode == "intervene" and cfg.gate != "divergence":
+            summary.update(_versus_divergence(cfg, by_config, summary["takeovers_per_response"]))
         out.append(summary)
     return out
+
+
+def _versus_divergence(cfg: Config, by_config: dict[str, dict[str, dict]], takeovers: float) -> dict:
+    """A control gate's item-by-item comparison with the divergence gate at the same budget."""
+    mine = by_config[cfg.key]
+    best = None
+    for key, records in by_config.items():
+        sample = next(iter(records.values()))
+        if sample["mode"] != "intervene" or (sample.get("gate") or "divergence") != "divergence" \
+                or sample.get("budget") != cfg.budget:
+            continue
+        shared = [item for item in mine if item in records]
+        rate = sum(r["n_takeovers"] for r in records.values()) / len(records)
+        rank = (len(shared), -abs(rate - takeovers))
+        if shared and (best is None or rank > best[0]):
+            best = (rank, key, shared)
+    if best is None:
+        return {}
+    _, key, shared = best
+    fixed = sum(mine[i]["passed"] and not by_config[key][i]["passed"] for i in shared)
+    broken = sum(by_config[key][i]["passed"] and not mine[i]["passed"] for i in shared)
+    return {"divergence_config": key, "compared_with_divergence": len(shared), "fixed_vs_divergence": fixed,
+            "broken_vs_divergence": broken, "p_vs_divergence": sign_test(fixed, broken)}
+
 
 
 def sign_test(wins: int, losses: int) -> float:

@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 
 from .divergence import DIVERGENCES
 from .errors import InvalidParameter
+from .gate import GATES, PROBABILITY_GATES
 
 MODES = ("base", "reasoning", "intervene")
 SCHEDULES = ("lockstep", "block")
@@ -137,6 +138,7 @@ class GenerationRequest:
     # reuse the longest prefix of the prompt the KV caches hold; None: yes for messages, no for a prompt
     reuse_prefix: Optional[bool] = None
     conversation_id: Optional[str] = None  # names the conversation in the history (the client chooses it)
+    gate: str = "divergence"  # the takeover rule (gate.py); controls: entropy, top1, random
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, list):
@@ -183,8 +185,12 @@ class GenerationRequest:
             raise bad("divergence", f"must be one of {', '.join(DIVERGENCES)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        if self.gate not in GATES:
+            raise bad("gate", f"must be one of {', '.join(GATES)}")
         if not isinstance(self.threshold, float) or math.isnan(self.threshold) or self.threshold < 0:
             raise bad("threshold", "must be a number >= 0 (inf allowed)")
+        if self.gate in PROBABILITY_GATES and self.threshold > 1:
+            raise bad("threshold", f"is a probability for the {self.gate} gate: a number from 0 to 1")
         if self.budget is not None and (not _is_int(self.budget) or self.budget < 0):
             raise bad("budget", "must be an integer >= 0, or omitted for unlimited")
         if not _is_int(self.max_tokens) or self.max_tokens < 1:

@@ -57,9 +57,13 @@ def accuracy_plot(summaries: list[dict], path: Path, title: str = "") -> Path:
     inter = [s for s in summaries if s["mode"] == "intervene"]
     finite = sorted({s["budget"] for s in inter if s["budget"] is not None})
     inf_x = (max(finite) * 2 if finite else 1)
-    for threshold in sorted({s["threshold"] for s in inter}):
-        pts = sorted(((s["budget"] if s["budget"] is not None else inf_x), s["accuracy"]) for s in inter if s["threshold"] == threshold)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"intervene, threshold {threshold:g}")
+    rules = sorted({(s.get("gate") or "divergence", s["threshold"]) for s in inter}, key=lambda r: (r[0] != "divergence", r))
+    for gate, threshold in rules:
+        pts = sorted(((s["budget"] if s["budget"] is not None else inf_x), s["accuracy"]) for s in inter
+                     if s["threshold"] == threshold and (s.get("gate") or "divergence") == gate)
+        label = f"intervene, threshold {threshold:g}" + ("" if gate == "divergence" else f", {gate} gate")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if gate == "divergence" else "s", label=label)
+
     for mode, color in (("base", "#7f8c8d"), ("reasoning", "#27ae60")):
         line: Optional[dict] = next((s for s in summaries if s["mode"] == mode), None)
         if line:

@@ -26,8 +26,8 @@ class Sampler:
         return self.temperature <= 0.0 or self.top_k == 1
 
     def uniform(self, position: int) -> float:
-        """The one random number position ``position`` consumes, in [0, 1)."""
-        return float(np.random.Generator(np.random.Philox(key=[self.seed & (2**64 - 1), position])).random())
+        """The random number that draws the token at ``position``, in [0, 1)."""
+        return position_uniform(self.seed, position)
 
     def choose(self, logits: np.ndarray, position: int) -> int:
         """The token at ``position`` drawn from a row of raw logits."""
@@ -62,6 +62,15 @@ class Sampler:
             ids, probs = ids[:keep], probs[:keep]
             probs = probs / probs.sum()
         return ids, probs
+
+
+def position_uniform(seed: int, position: int, index: int = 0) -> float:
+    """Number ``index`` of the random stream that belongs to ``(seed, position)``, in [0, 1).
+
+    Number 0 draws the token; the random gate (gate.py) decides with number 1, so that whether a
+    position is taken over is independent of which token is drawn there.
+    """
+    return float(np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), position])).random(index + 1)[index])
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,11 @@ reasoning model stops running and the base model decodes alone, in either schedu
 The block schedule needs both caches to roll back; the engine runs lockstep for a pair with a
 model that cannot (recurrent and hybrid architectures). A draft is cut to what fits in the
 reasoning model's batch (llama.cpp's n_batch) and context.
+
+A control gate (entropy, top1, random: gate.py) decides from the base model alone. In lockstep the
+reasoning model still runs at every position (its divergence is reported); in the block schedule it
+runs only where the gate fires (``_sparse``): it reads the tokens it has not seen in one batch,
+logits for the last row only, and writes the takeover token.
 """
 from __future__ import annotations
 
@@ -117,6 +122,10 @@ class Stepper:
                 out[role] = [(t, model.piece(t).decode("utf-8", "replace"), p) for t, p in dv.top_k(lp, self.return_top)]
         return out
 
+    def _base_top1(self, lb: np.ndarray) -> Optional[np.ndarray]:
+        """The base model's top-1 probability per row, where the gate's rule needs it."""
+        return np.array([dv.top1_from_logits(row) for row in lb]) if self.gate.kind == "top1" else None
+
     def _decision(self, position: int, token: int, source: str, j: int, lpb, lpr, ent, div) -> Decision:
         writer = lpr if source == "reasoning" else lpb
         return Decision(
@@ -138,7 +147,7 @@ class Stepper:
             _, lpr, _, _ = self._score(None, lr[None])
             return self._decision(i, self.sampler.choose(lr, i), "reasoning", 0, None, lpr, None, None)
         lpb, lpr, ent, div = self._score(lb[None], lr[None])
-        if self.gate.eligible(div, ent, np.array([i]))[0]:
+        if self.gate.eligible(div, ent, np.array([i]), self._base_top1(lb[None]))[0]:
             self.takeovers += 1
             return self._decision(i, self.sampler.choose(lr, i), "reasoning", 0, lpb, lpr, ent, div)
         return self._decision(i, self.sampler.choose(lb, i), "base", 0, lpb, lpr, ent, div)
@@ -150,7 +159,8 @@ class Stepper:
         base, reasoning = self.pair.base, self.pair.reasoning
         while i < self.max_tokens:
             if self.block is not None and self.mode == "intervene" and self._still_reasoning(i):
-                result = yield from self._block(i, lb, lr)
+                step = self._block if self.gate.needs_reasoning else self._sparse
+                result = yield from step(i, lb, lr)
                 if result is None:
                     return
                 i, lb, lr = result
@@ -205,7 +215,7 @@ class Stepper:
         lbs = np.stack(rows[:m])
         lrs = scored if pending is not None else np.concatenate([lr[None], scored])
         lpb, lpr, ent, div = self._score(lbs, lrs)
-        eligible = self.gate.eligible(div, ent, np.arange(i, i + m))
+        eligible = self.gate.eligible(div, ent, np.arange(i, i + m), self._base_top1(lbs))
         hits = np.flatnonzero(eligible)
         f = int(hits[0]) if len(hits) else None
         if f is None:
@@ -234,3 +244,49 @@ class Stepper:
                 return None
             raise
         return nxt, lb, t
+
+    # -- a control gate: the reasoning model runs only where it takes over --------------------
+    def _sparse(self, i: int, lb: np.ndarray, lr: np.ndarray):
+        """The block schedule for a gate that decides from the base model alone: the base model
+        writes on one token at a time; where the gate fires, the reasoning model reads the tokens
+        it has not read yet (batches of n_batch, logits for the last row only) and writes the
+        takeover token. Returns (i, lb, None) once no takeover can happen any more, None when the
+        response cannot go on; stops where lockstep would (a context full, counting unread tokens)."""
+        base, reasoning = self.pair.base, self.pair.reasoning
+        fresh: Optional[np.ndarray] = lr  # the reasoning model's logits for position i while it is up to date
+        unread: list[int] = []  # response tokens the reasoning model has not read yet
+        while True:
+            if not self._still_reasoning(i):
+                return i, lb, None
+            lpb, _, ent, _ = self._score(lb[None], None)
+            if self.gate.eligible(None, ent, np.array([i]), self._base_top1(lb[None]))[0]:
+                if unread:
+                    fresh, unread = self._read(unread), []
+                t = self.sampler.choose(fresh, i)
+                self.takeovers += 1
+                _, div = dv.position_stats(lb, fresh, self.divergence)
+                lpr = dv.log_softmax(fresh[None]) if self.return_top else None
+                yield self._decision(i, t, "reasoning", 0, lpb, lpr, ent, np.array([div]))
+            else:
+                t = self.sampler.choose(lb, i)
+                yield self._decision(i, t, "base", 0, lpb, None, ent, None)
+            unread.append(t)
+            fresh = None
+            i += 1
+            if i >= self.max_tokens or reasoning.n_past + len(unread) > reasoning.n_ctx:
+                return None
+            try:
+                lb = base.decode([t], [0])[0][: self.n]
+            except BackendError:
+                if base.n_past >= base.n_ctx:
+                    return None  # the engine finishes with "length"
+                raise
+
+    def _read(self, tokens: list[int]) -> np.ndarray:
+        """The reasoning model reads ``tokens``; its logits after the last one."""
+        reasoning, step = self.pair.reasoning, self.pair.reasoning.n_batch
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start : start + step]
+            last = start + step >= len(tokens)
+            rows = reasoning.decode(chunk, [len(chunk) - 1] if last else [])
+        return rows[0][: self.n]

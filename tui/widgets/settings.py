@@ -1,4 +1,4 @@
-"""Generation settings: pair, mode, divergence, threshold, budget, temperature, max tokens, seed."""
+"""Generation settings: pair, mode, divergence, gate, threshold, budget, temperature, max tokens, seed."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ from textual.widgets import Input, Label, Select
 from tokint_local.divergence import DIVERGENCES
 from tokint_local.errors import InvalidParameter
 from tokint_local.events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
+from tokint_local.gate import GATES
 from tokint_local.status import PairListing
 
 from ..plain import plain
@@ -30,6 +31,8 @@ class SettingsPanel(VerticalScroll):
         yield Select([(m, m) for m in MODES], value="intervene", allow_blank=False, id="mode", compact=True)
         yield Label("divergence")
         yield Select([(d, d) for d in DIVERGENCES], value="kl", allow_blank=False, id="divergence", compact=True)
+        yield Label("gate (controls: entropy, top1, random)")
+        yield Select([(g, g) for g in GATES], value="divergence", allow_blank=False, id="gate", compact=True)
         yield Label("threshold (inf: never)")
         yield Input(str(DEFAULT_THRESHOLD), id="threshold", compact=True)
         yield Label("budget (empty: unlimited)")
@@ -96,6 +99,8 @@ class SettingsPanel(VerticalScroll):
                 pair=pair if isinstance(pair, str) else None,
                 mode=self.query_one("#mode", Select).value,
                 divergence=self.query_one("#divergence", Select).value,
+                gate=self.query_one("#gate", Select).value,
+
                 threshold=self._number("threshold", values["threshold"], float),
                 budget=self._number("budget", values["budget"], int, empty=None),
                 temperature=self._number("temperature", values["temperature"], float),

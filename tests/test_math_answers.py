@@ -1,0 +1,132 @@
+"""The numeric checker on math answers written every way a correct (or wrong) answer is written."""
+from fractions import Fraction
+
+import pytest
+
+from tokint_local.datasets import MATH_INSTRUCTION, Item, check, final_answer, load_aime2025, load_gsm8k
+from tokint_local.math_answers import boxed, check_numeric, extract_number, parse_numbers
+
+RIGHT_18 = [
+    "She sells 9 eggs at $2 each, so she makes \\boxed{18} dollars.",
+    "9 * 2 = 18\n#### 18",
+    "So the answer is 18.",
+    "The final answer is: $18 per day",
+    "Answer: 18 dollars",
+    "\\boxed{\\$18}",
+    "\\boxed{18.00}",
+    "\\boxed{\\text{18 dollars}}",
+    "\\boxed{18 \\text{ dollars}}",
+    "\\boxed{x = 18}",
+    "\\boxed{\\dfrac{36}{2}}",
+    "\\boxed{\\frac{72}{4}}",
+    "Total = 16 - 3 - 4 = 9 eggs; 9 x 2 = $18.",  # no marker: the last number
+    "The answer is 16 - 3 - 4 = 9, times 2 = 18.",  # after the marker's last '='
+    "\\boxed{18} is wrong, let me redo it. \\boxed{18}",
+    "$\\boxed{18}$.",
+    "The answer is \\(18\\).",
+    "The answer is 36/2.",
+]
+WRONG_18 = [
+    "\\boxed{19}",
+    "#### 17",
+    "The answer is 180.",
+    "\\boxed{1.8}",
+    "\\boxed{18.01}",
+    "\\boxed{-18}",
+    "I am not sure.",
+    "\\boxed{18} ... no, it is \\boxed{20}",  # the last box counts
+    "The answer is 18, wait, the answer is 81",
+    "\\boxed{\\frac{18}{10}}",
+    "\\boxed{}",
+]
+
+
+@pytest.mark.parametrize("response", RIGHT_18)
+def test_right_answers_pass(response):
+    assert check_numeric(response, "18") == (True, "")
+
+
+@pytest.mark.parametrize("response", WRONG_18)
+def test_wrong_answers_fail(response):
+    ok, why = check_numeric(response, "18")
+    assert not ok and why
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("She paid \\boxed{\\$1,080} in all.", "1080"),
+    ("#### 2,125", "2,125"),  # GSM8K writes some answers with separators too
+    ("The answer is 1{,}450{,}000.", "1,450,000"),
+    ("\\boxed{1\\,450\\,000}", "1450000"),
+    ("The answer is 1,450,000 dollars.", "1450000"),
+    ("\\boxed{25\\%}", "25"),
+    ("He is 25% taller: \\boxed{25}%", "25"),
+    ("\\boxed{336^\\circ}", "336^\\circ"),  # AIME 2025 II's one answer with a degree sign
+    ("\\boxed{336^{\\circ}}", "336"),
+    ("The angle is 336°.", "336^\\circ"),
+    ("\\boxed{-7}", "-7"),
+    ("\\boxed{−7}", "-7"),  # a Unicode minus
+    ("\\boxed{\\frac{3}{4}}", "0.75"),
+    ("\\boxed{\\dfrac34}", "3/4"),
+    ("\\boxed{0.75}", "3/4"),
+    ("\\boxed{6/8}", "3/4"),
+    ("\\boxed{2\\frac{1}{2}}", "2.5"),
+    ("It takes 2 1/2 hours. The answer is 2 1/2.", "5/2"),
+    ("\\boxed{-\\frac{1}{2}}", "-0.5"),
+    ("\\boxed{0.33}", "1/3"),  # a decimal of a fraction no decimal states exactly
+    ("\\boxed{0.333}", "1/3"),
+    ("\\boxed{0.67}", "2/3"),  # rounded
+    ("\\boxed{0.66}", "2/3"),  # or cut
+
+    ("\\boxed{£12.50}", "12.5"),
+    ("\\boxed{.5}", "1/2"),
+    ("\\boxed{\\left(\\frac{1}{3}\\right)}", "1/3"),
+])
+def test_the_forms_of_a_right_answer(response, answer):
+    assert check_numeric(response, answer) == (True, "")
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("\\boxed{0.3}", "1/3"),  # one place: too coarse to count
+    ("\\boxed{0.34}", "1/3"),  # off by more than its last place
+    ("\\boxed{2.49}", "2.5"),  # 2.5 can be written exactly, so it must be
+    ("\\boxed{1,450,001}", "1450000"),
+    ("\\boxed{\\frac{2}{3}}", "3/4"),
+    ("\\boxed{25}", "0.25"),
+    ("\\boxed{335^\\circ}", "336^\\circ"),
+    ("\\boxed{1.450}", "1450"),  # a decimal point is not a thousands separator
+])
+def test_near_misses_fail(response, answer):
+    ok, why = check_numeric(response, answer)
+    assert not ok and why.startswith("answered")
+
+
+def test_what_the_checker_reads():
+    assert boxed("a \\boxed{\\frac{1}{2}} b \\boxed{x^{2}+1} c") == "x^{2}+1"
+    assert boxed("\\boxed{unclosed") is None and boxed("nothing") is None
+    assert extract_number("no numbers here") is None
+    assert parse_numbers("3/4 of 1,000 is 750.") == [Fraction(3, 4), 1000, 750]
+    assert check_numeric("\\boxed{19}", "18") == (False, "answered 19")
+    assert check_numeric("nothing", "18") == (False, "no number in the answer")
+    assert check_numeric("\\boxed{4}", "four")[0] is False
+    assert final_answer("so \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"  # the exact checker reads nested boxes too
+
+
+def test_gsm8k_and_aime_load_from_the_package_and_their_own_answers_pass():
+    gsm8k, aime = load_gsm8k(), load_aime2025()
+    assert len(gsm8k) == 1319 and len(aime) == 30
+    assert gsm8k[0].id == "gsm8k/0" and gsm8k[0].answer == "18" and gsm8k[0].checker == "numeric"
+    assert gsm8k[0].prompt.startswith("Janet") and gsm8k[0].prompt.endswith(MATH_INSTRUCTION)
+    assert [i.id for i in aime[:2]] == ["AIME2025-I/1", "AIME2025-I/2"] and aime[-1].id == "AIME2025-II/15"
+    assert len(load_gsm8k(25)) == 25
+    for item in gsm8k + aime:
+        # the reference solution's own last line, and the answer boxed, pass; one more does not
+        assert check(item, f"\\boxed{{{item.answer}}}")[0], item.id
+        assert not check(item, f"\\boxed{{{parse_numbers(item.answer)[0] + 1}}}")[0], item.id
+    solution = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18 every day.\n#### 18"
+    assert check(gsm8k[0], solution)[0]
+
+
+def test_numeric_items_in_a_jsonl_file_use_the_same_checker():
+    item = Item("q", "What is 1/8 as a decimal?", "numeric", answer="0.125")
+    assert check(item, "It is \\boxed{\\frac{1}{8}}.")[0] and check(item, "Answer: 0.125")[0]
+    assert not check(item, "Answer: 0.12")[0]
