@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Optional
 
 import zmq
@@ -24,8 +24,8 @@ from tokint_local.events import GenerationRequest
 from tokint_local.history import HistoryWriter
 from tokint_local.status import DaemonStatus, describe_pair
 from tokint_local.wire import (
-    HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Message,
-    ProtocolError, error_message,
+    HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, MAX_FRAME_BYTES_HARD, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS, Message, ProtocolError, error_message, peek_version,
 )
 
 from tokint_local.config import ModelsFile
@@ -59,6 +59,7 @@ class Daemon:
         self.history = history
         self.scheduler = Scheduler(models_arg, self.send, history, log_level)
         self.last_seen: dict[Peer, float] = {}
+        self.versions: dict[Peer, int] = {}  # the protocol version each client speaks: it is answered in it
         self.stopping = asyncio.Event()
         self._auth = None
         self._tasks: set[asyncio.Task] = set()
@@ -141,6 +142,9 @@ class Daemon:
         sock = self.sockets[peer.socket]
         if sock.closed:
             return
+        version = self.versions.get(peer, PROTOCOL_VERSION)
+        if message.version != version:
+            message = replace(message, version=version)
         try:
             sock.send_multipart([peer.identity, *message.to_frames()], flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:
@@ -153,7 +157,9 @@ class Daemon:
             self.last_seen[peer] = time.monotonic()
             try:
                 message = Message.from_frames(frames[1:])
+                self.versions[peer] = message.version
             except ProtocolError as exc:
+                self.versions[peer] = peek_version(frames[1:]) or self.versions.get(peer, PROTOCOL_VERSION)
                 log.debug("bad message from a client: %s", exc)
                 self.send(peer, error_message(exc.code, str(exc), exc.parent))
                 continue
@@ -193,6 +199,7 @@ class Daemon:
             active = {job.peer for job in self.scheduler.jobs.values()}
             for peer in [p for p, t in self.last_seen.items() if now - t > 60 and p not in active]:
                 del self.last_seen[peer]
+                self.versions.pop(peer, None)
 
     def reply(self, peer: Peer, request: Message, content: dict[str, Any]) -> None:
         self.send(peer, Message(f"{request.type}_reply", content, parent=request.id))
@@ -200,7 +207,8 @@ class Daemon:
     # -- handlers --------------------------------------------------------------------------
     async def _hello(self, peer: Peer, msg: Message) -> None:
         self.reply(peer, msg, {
-            "daemon": "tokintd", "version": __version__, "protocol_version": PROTOCOL_VERSION, "pid": os.getpid(),
+            "daemon": "tokintd", "version": __version__, "protocol_version": PROTOCOL_VERSION,
+            "protocol_versions": list(SUPPORTED_VERSIONS), "pid": os.getpid(),
             "models_file": str(self.models.path), "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
             "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S, "max_message_bytes": MAX_MESSAGE_BYTES,
         })

@@ -44,7 +44,7 @@ def check_stream(events, n_tokens=None):
 def test_hello_status_and_pairs(shared_daemon):
     with Client(shared_daemon.address) as c:
         hello = c.hello()
-        assert hello["daemon"] == "tokintd" and hello["protocol_version"] == 1
+        assert hello["daemon"] == "tokintd" and hello["protocol_version"] == 2 and hello["protocol_versions"] == [1, 2]
         c.unload_pair("tiny")
         first = events_of(c)
         assert first[0] == Loading("tiny")  # the pair was not loaded: the client is told
@@ -270,7 +270,7 @@ def header(mtype, mid="r1", version=1):
         ([header("hello"), b"\xc1"], "malformed", "r1"),
         ([header("hello"), pack([1])], "malformed", "r1"),
         ([header("dance"), pack({})], "unknown_type", "r1"),
-        ([header("hello", version=2), pack({})], "unsupported_version", "r1"),
+        ([header("hello", version=3), pack({})], "unsupported_version", "r1"),
         ([header("generate"), pack({"prompt": "hi", "threshold": "high"})], "invalid_parameter", "r1"),
         ([header("generate"), pack({"prompt": 42})], "invalid_parameter", "r1"),
         ([header("generate"), pack({"max_tokens": 5})], "invalid_parameter", "r1"),

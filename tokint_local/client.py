@@ -18,14 +18,14 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import zmq
 import zmq.asyncio
 
 from .addresses import client_address, curve_dir as default_curve_dir, needs_curve
 from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
-from .events import GenerationRequest, StreamEvent, stream_event_from_wire
+from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_from_wire
 from .status import DaemonStatus, PairListing
 from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
 
@@ -212,6 +212,18 @@ class AsyncClient:
         request = GenerationRequest(prompt=prompt, pair=pair, **params)
         return AsyncGeneration(self, request, given={"prompt", "pair", *params})
 
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "AsyncGeneration":
+        """Answer a conversation: ``messages`` are ChatMessages or {role, content} maps (system, user,
+        assistant), ending with the user's. The stream is generate's; token events carry ``channel``.
+
+        Assistant messages are the responses as they came (thinking included): each model's chat
+        template decides what an earlier turn shows. The daemon reuses what its KV caches hold of the
+        conversation (``reuse_prefix``). Parameters are generate's, plus ``chat_template_kwargs``
+        (e.g. ``{"enable_thinking": False}``) and ``conversation_id`` (names it in the history).
+        """
+        request = GenerationRequest(messages=tuple(messages), pair=pair, **params)
+        return AsyncGeneration(self, request, given={"messages", "pair", *params})
+
 
 class AsyncGeneration:
     """One generation's event stream. ``id`` names it for ``cancel``.
@@ -373,6 +385,10 @@ class Client:
 
     def generate(self, prompt: str, pair: Optional[str] = None, **params: Any) -> "Generation":
         return Generation(self, self._async.generate(prompt, pair, **params))
+
+    def chat(self, messages: Sequence[Union[ChatMessage, dict]], pair: Optional[str] = None, **params: Any) -> "Generation":
+        """Answer a conversation (see AsyncClient.chat); the same blocking event stream as generate."""
+        return Generation(self, self._async.chat(messages, pair, **params))
 
 
 class Generation:

@@ -23,6 +23,7 @@ PROMPT_FORMATS = ("gguf", "raw", "chatml", "llama3")  # gguf: the model's own ch
 _MODEL_KEYS = {
     "path": str, "hf_repo": str, "file": str, "revision": str, "sha256": str,
     "n_ctx": int, "n_threads": int, "n_gpu_layers": int, "n_batch": int, "prompt_format": str,
+    "chat_template_kwargs": dict,
 }
 _PAIR_KEYS = {"base", "reasoning", "description", "defaults"}
 DEFAULT_KEYS = ("divergence", "threshold", "budget", "max_tokens", "temperature", "top_k", "top_p",
@@ -72,6 +73,8 @@ class ModelEntry:
     n_gpu_layers: int = 0
     n_batch: int = 512
     prompt_format: str = "gguf"
+    # variables for the chat template (e.g. enable_thinking = false); a request's chat_template_kwargs win
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         return str(self.path) if self.path else f"{self.hf_repo}:{self.file}"
@@ -216,6 +219,14 @@ def _parse_model(where: "_Locator", table: list[str], role: str, body: Any) -> M
         kind = _MODEL_KEYS.get(key)
         if kind is None:
             raise where.error(sub, key, f"{label}: unknown key {key!r} (known: {', '.join(sorted(_MODEL_KEYS))})")
+        if kind is dict:
+            from .events import check_template_kwargs  # checked exactly as a request's are
+
+            try:
+                check_template_kwargs(f"{label}.{key}", value)
+            except InvalidParameter as exc:
+                raise where.error(sub, key, str(exc)) from None
+            continue
         if not isinstance(value, kind) or isinstance(value, bool):
             raise where.error(sub, key, f"{label}.{key}: must be {'an integer' if kind is int else 'a string'}, not {value!r}")
     if ("path" in body) == ("hf_repo" in body):

@@ -15,14 +15,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Generator, Iterator, Optional, Sequence
+from typing import Any, Generator, Iterator, Mapping, Optional, Sequence, Union
 
 from .backend import LlamaModel
 from .errors import InvalidParameter, PromptTooLong
-from .events import Event, GenerationRequest, Summary, TokenEvent
+from .events import ChatMessage, Event, GenerationRequest, Summary, TokenEvent
 from .gate import Gate
 from .pair import ModelPair
-from .prompt import format_prompt
+from .prompt import format_conversation
 from .sampling import Sampler
 from .schedule import AdaptiveK, Stepper
 from .textstream import StopHold, Utf8Stream
@@ -44,13 +44,17 @@ class PreparedPrompt:
     format: str
 
 
-def prepare_prompt(model: LlamaModel, prompt: str, raw: bool, role: str, fmt: str = "gguf") -> PreparedPrompt:
-    """The prompt in ``model``'s own prompt format, as tokens, checked against its context.
+def prepare_prompt(model: LlamaModel, prompt: Union[str, Sequence[ChatMessage]], raw: bool, role: str, fmt: str = "gguf",
+                   template_kwargs: Optional[Mapping[str, Any]] = None) -> PreparedPrompt:
+    """The prompt (a string, or a conversation's messages) in ``model``'s own prompt format, as tokens,
+    checked against its context.
 
     Only the chat template's own markup may become special tokens; what the person wrote is plain
     text, whatever it spells. A model that adds a BOS token gets exactly one.
     """
-    text = format_prompt(prompt, model.chat_template, model.special_text(model.bos), model.special_text(model.eos), raw, fmt)
+    messages = [ChatMessage("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    text = format_conversation(messages, model.chat_template, model.special_text(model.bos),
+                               model.special_text(model.eos), raw, fmt, template_kwargs)
     tokens = prompt_tokens(model, text.pieces)
     if model.add_bos and model.bos >= 0 and tokens[:1] != [model.bos]:
         tokens.insert(0, model.bos)
@@ -112,10 +116,11 @@ class _Run:
         use_base = req.mode in ("base", "intervene")
         use_reasoning = req.mode == "reasoning" or (req.mode == "intervene" and gate.can_fire(0, 0))
         prompts = {}
-        if use_base:
-            prompts["base"] = prepare_prompt(pair.base, req.prompt, req.raw, "base", pair.formats[0])
-        if use_reasoning:
-            prompts["reasoning"] = prepare_prompt(pair.reasoning, req.prompt, req.raw, "reasoning", pair.formats[1])
+        messages = req.as_messages()
+        for i, (role, used) in enumerate((("base", use_base), ("reasoning", use_reasoning))):
+            if used:
+                kwargs = {**pair.template_kwargs[i], **req.chat_template_kwargs}  # the request's over the model's
+                prompts[role] = prepare_prompt(getattr(pair, role), messages, req.raw, role, pair.formats[i], kwargs)
         n = pair.n_shared
         lb = pair.base.prefill(prompts["base"].tokens)[:n] if use_base else None
         lr = pair.reasoning.prefill(prompts["reasoning"].tokens)[:n] if use_reasoning else None

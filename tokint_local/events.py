@@ -22,6 +22,11 @@ DEFAULT_THRESHOLD = 1.0
 DEFAULT_MAX_TOKENS = 256
 MAX_STOP_STRINGS = 16
 MAX_RETURN_TOP = 20
+ROLES = ("system", "user", "assistant")
+CHANNELS = ("thinking", "answer")
+MAX_ID_CHARS = 128
+# names a chat template is always given by tokint; chat_template_kwargs may not replace them
+RESERVED_TEMPLATE_NAMES = ("messages", "add_generation_prompt", "bos_token", "eos_token", "tools", "documents")
 
 
 def _is_int(v: Any) -> bool:
@@ -44,11 +49,69 @@ def _check_text(name: str, value: Any) -> None:
             ) from None
 
 
+def _plain_value(value: Any, depth: int = 0) -> bool:
+    """A value a chat template may be given: text, numbers, booleans, null, and lists and maps of them."""
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_value(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def check_template_kwargs(name: str, value: Any) -> dict[str, Any]:
+    """``value`` as chat-template keyword arguments, or InvalidParameter naming ``name``."""
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{name}: must be a map of names to plain values, e.g. {{enable_thinking: false}} (got {value!r})")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise InvalidParameter(f"{name}: {key!r} is not a name a template can use")
+        if key in RESERVED_TEMPLATE_NAMES:
+            raise InvalidParameter(f"{name}: {key!r} is set by tokint itself and cannot be given")
+        if not _plain_value(item):
+            raise InvalidParameter(f"{name}.{key}: must be text, a number, true/false, null, or a list or map of those")
+        _check_text(f"{name}.{key}", item if isinstance(item, str) else None)
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a conversation. An assistant message holds the response as it was written,
+    its thinking segment included: each model's chat template decides what of it the next turn sees."""
+
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def of(cls, value: Any, where: str = "messages[0]") -> "ChatMessage":
+        """A ChatMessage from one, or from a map {role, content}; InvalidParameter naming ``where``."""
+        if isinstance(value, ChatMessage):
+            return value
+        if not isinstance(value, dict):
+            raise InvalidParameter(f"{where}: must be a map with role and content (got {value!r})")
+        role, content = value.get("role"), value.get("content")
+        if role not in ROLES:
+            raise InvalidParameter(f"{where}.role: must be one of {', '.join(ROLES)} (got {role!r})")
+        if not isinstance(content, str):
+            raise InvalidParameter(f"{where}.content: must be a string (got {content!r})")
+        _check_text(f"{where}.content", content)
+        return cls(role, content)
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Everything that decides one generation. Validated on construction."""
+    """Everything that decides one generation. Validated on construction.
 
-    prompt: str
+    The input is ``prompt`` (one user message) or ``messages`` (a conversation), exactly one of them.
+    """
+
+    prompt: Optional[str] = None
     pair: Optional[str] = None  # None: the default pair
     mode: str = "intervene"
     divergence: str = "kl"
@@ -66,10 +129,22 @@ class GenerationRequest:
     schedule: str = "block"  # "lockstep": both models one token at a time (the reference)
     return_top: int = 0  # > 0: each token event carries both models' top candidates (top_k)
     block_size: Optional[int] = None  # block schedule: draft length; None adapts it
+    # a conversation: system/user/assistant messages, ending with the user's; None when ``prompt`` is given
+    messages: Optional[tuple[ChatMessage, ...]] = None
+    # handed to each model's chat template (merged over the model's own from models.toml), e.g. enable_thinking
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    # reuse the longest prefix of the prompt the KV caches hold; None: yes for messages, no for a prompt
+    reuse_prefix: Optional[bool] = None
+    conversation_id: Optional[str] = None  # names the conversation in the history (the client chooses it)
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, list):
             object.__setattr__(self, "stop", tuple(self.stop))
+        if isinstance(self.messages, (list, tuple)):
+            object.__setattr__(self, "messages", tuple(ChatMessage.of(m, f"messages[{i}]") for i, m in enumerate(self.messages)))
+        if self.chat_template_kwargs is None:
+            object.__setattr__(self, "chat_template_kwargs", {})
+        object.__setattr__(self, "chat_template_kwargs", check_template_kwargs("chat_template_kwargs", self.chat_template_kwargs))
         if _is_int(self.threshold):
             object.__setattr__(self, "threshold", float(self.threshold))
         for name in ("temperature", "top_p", "min_base_entropy"):
@@ -81,8 +156,24 @@ class GenerationRequest:
         def bad(name: str, why: str) -> InvalidParameter:
             return InvalidParameter(f"{name}: {why} (got {getattr(self, name)!r})")
 
-        if not isinstance(self.prompt, str):
+        if (self.prompt is None) == (self.messages is None):
+            raise InvalidParameter("prompt or messages: give exactly one of them (a prompt is a one-message conversation)")
+        if self.prompt is not None and not isinstance(self.prompt, str):
             raise bad("prompt", "must be a string")
+        if self.messages is not None:
+            if not isinstance(self.messages, tuple) or not self.messages:
+                raise InvalidParameter("messages: must be a non-empty list of {role, content} maps")
+            if self.messages[-1].role != "user":
+                raise InvalidParameter(
+                    f"messages: the last message must be the user's, which the response answers (got {self.messages[-1].role!r})")
+            if self.raw and len(self.messages) > 1:
+                raise InvalidParameter("raw: a conversation of several messages needs the chat template; send a prompt instead")
+        if self.reuse_prefix is not None and not isinstance(self.reuse_prefix, bool):
+            raise bad("reuse_prefix", "must be true, false or omitted")
+        if self.conversation_id is not None and (
+            not isinstance(self.conversation_id, str) or not 0 < len(self.conversation_id) <= MAX_ID_CHARS
+        ):
+            raise bad("conversation_id", f"must be a string of 1 to {MAX_ID_CHARS} characters")
         if self.pair is not None and (not isinstance(self.pair, str) or not self.pair):
             raise bad("pair", "must be a pair name")
         if self.mode not in MODES:
@@ -121,12 +212,32 @@ class GenerationRequest:
             not isinstance(self.min_base_entropy, float) or not math.isfinite(self.min_base_entropy)
         ):
             raise bad("min_base_entropy", "must be a finite number")
-        for name, text in (("prompt", self.prompt), ("pair", self.pair), *(("stop", s) for s in self.stop)):
+        for name, text in (("prompt", self.prompt), ("pair", self.pair), ("conversation_id", self.conversation_id),
+                           *(("stop", s) for s in self.stop)):
             _check_text(name, text)
+
+    def as_messages(self) -> tuple[ChatMessage, ...]:
+        """The conversation this request answers (a prompt is one user message)."""
+        return self.messages if self.messages is not None else (ChatMessage("user", self.prompt or ""),)
+
+    @property
+    def user_text(self) -> str:
+        """The message the response answers: the prompt, or the conversation's last (user) message."""
+        return self.as_messages()[-1].content
+
+    @property
+    def reuses_prefix(self) -> bool:
+        return self.reuse_prefix if self.reuse_prefix is not None else self.messages is not None
 
     def to_wire(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["stop"] = list(self.stop)
+        out["chat_template_kwargs"] = dict(self.chat_template_kwargs)
+        if self.messages is None:
+            del out["messages"]
+        else:
+            out["messages"] = [m.to_wire() for m in self.messages]
+            del out["prompt"]
         return out
 
     @classmethod
@@ -135,8 +246,10 @@ class GenerationRequest:
             raise InvalidParameter("a generation request must be a map of fields")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in body.items() if k in known}
-        if "prompt" not in kwargs:
-            raise InvalidParameter("prompt: missing")
+        if kwargs.get("prompt") is None and kwargs.get("messages") is None:
+            raise InvalidParameter("prompt: missing (or give messages, a conversation)")
+        if "messages" in kwargs and not isinstance(kwargs["messages"], (list, tuple)):
+            raise InvalidParameter(f"messages: must be a list of {{role, content}} maps (got {kwargs['messages']!r})")
         try:
             return cls(**kwargs)
         except TypeError as exc:  # e.g. an unhashable value where a scalar belongs

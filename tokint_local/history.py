@@ -115,7 +115,10 @@ class HistoryWriter:
 
     # -- called from any thread (the llama thread, the loop) --------------------------------
     def begin(self, gen_id: str, pair: str, request: dict) -> None:
-        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), request.get("prompt"),
+        prompt = request.get("prompt")
+        if prompt is None and request.get("messages"):  # a conversation: the message it answers
+            prompt = request["messages"][-1].get("content")
+        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), prompt,
                                    json.dumps(request), "running", request.get("schedule"))))
 
     def token(self, gen_id: str, event: dict) -> None:

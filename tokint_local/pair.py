@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .backend import LlamaModel, LlamaWeights, ModelSettings
 from .compat import shared_vocab_size
@@ -36,6 +36,8 @@ class ModelPair:
     reasoning: LlamaModel
     n_shared: int
     formats: tuple[str, str] = ("gguf", "gguf")  # prompt format of the base and the reasoning model
+    # chat_template_kwargs from models.toml, per model (base, reasoning); a request's are merged over them
+    template_kwargs: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -62,7 +64,8 @@ class ModelPair:
 def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) -> ModelPair:
     """Pair two loaded models, or raise IncompatiblePair naming the first difference."""
     n_shared = shared_vocab_size(base.vocab_info(), reasoning.vocab_info())
-    return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
+    return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format),
+                     (dict(entry.base.chat_template_kwargs), dict(entry.reasoning.chat_template_kwargs)))
 
 
 def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> ModelPair:

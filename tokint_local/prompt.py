@@ -1,7 +1,7 @@
-"""Putting the user's prompt into a model's own prompt format.
+"""Putting a conversation (or a bare prompt) into a model's own prompt format.
 
-A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with
-one user message and the generation prompt; with ``raw`` the prompt goes in as plain text.
+A model's GGUF chat template (Jinja, as Hugging Face writes it) is rendered in a sandbox with the
+conversation's messages and the generation prompt; with ``raw`` a prompt goes in as plain text.
 
 Text is data: the template is rendered around a placeholder for each message's content, so the
 result comes in pieces that say whether they are the template's own markup (which may hold
@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import jinja2
 import jinja2.ext
@@ -24,6 +25,7 @@ import jinja2.parser
 import jinja2.sandbox
 
 from .errors import TemplateError
+from .events import ChatMessage
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,16 @@ def _compile(template: str) -> jinja2.Template:
     return _ENV.from_string(template)
 
 
-def render_template(template: str, messages: list[dict], bos: str, eos: str) -> str:
-    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError."""
+def render_template(template: str, messages: list[dict], bos: str, eos: str,
+                    kwargs: Optional[Mapping[str, Any]] = None) -> str:
+    """``template`` rendered for ``messages`` with the generation prompt; every failure is a TemplateError.
+
+    ``kwargs`` (chat_template_kwargs, e.g. enable_thinking) become template variables, as transformers passes them.
+    """
     try:
         return _compile(template).render(
-            messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None, documents=None,
+            **(kwargs or {}), messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=None,
+            documents=None,
         )
     except TemplateError:
         raise
@@ -102,23 +109,41 @@ def render_template(template: str, messages: list[dict], bos: str, eos: str) -> 
         raise TemplateError(f"the model's chat template could not be rendered ({said}); try --raw") from None
 
 
-def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf") -> PromptText:
-    """The text a model is given for ``prompt``.
+def format_prompt(prompt: str, template: Optional[str], bos: str, eos: str, raw: bool, fmt: str = "gguf",
+                  kwargs: Optional[Mapping[str, Any]] = None) -> PromptText:
+    """The text a model is given for ``prompt``, a one-message conversation (see format_conversation)."""
+    return format_conversation([ChatMessage("user", prompt)], template, bos, eos, raw, fmt, kwargs)
+
+
+def format_conversation(messages: Sequence[ChatMessage], template: Optional[str], bos: str, eos: str, raw: bool,
+                        fmt: str = "gguf", kwargs: Optional[Mapping[str, Any]] = None) -> PromptText:
+    """The text a model is given for a conversation, ending with the generation prompt.
 
     ``fmt`` is the model's configured prompt format: "gguf" (its own chat template, or raw text when
     it has none), "raw", or a named template ("chatml", "llama3"). ``raw`` overrides it per request.
+    Without a template only a single user message can be given (as plain text).
     """
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]
     if raw or fmt == "raw" or not template:
-        return PromptText(((prompt, False),), "raw")
-    # letters and digits only: no template filter (escaping, JSON, trimming) changes it
-    placeholder = f"TOKINTCONTENT{uuid.uuid4().hex}"
-    rendered = render_template(template, [{"role": "user", "content": placeholder}], bos, eos)
+        if len(messages) != 1 or messages[0].role != "user":
+            why = "is set to raw text" if raw or fmt == "raw" else "has no chat template"
+            raise TemplateError(
+                f"a conversation of {len(messages)} messages needs a chat template and this model {why}; "
+                "set prompt_format (chatml, llama3) for it in models.toml, or send one prompt")
+        return PromptText(((messages[0].content, False),), "raw")
+    # letters and digits only: no template filter (escaping, JSON, trimming) changes a placeholder
+    tag = uuid.uuid4().hex
+    contents = {f"TOKINTCONTENT{tag}N{i}E": m.content for i, m in enumerate(messages)}
+    shown = [{"role": m.role, "content": name} for m, name in zip(messages, contents)]
+    rendered = render_template(template, shown, bos, eos, kwargs)
     pieces: list[tuple[str, bool]] = []
-    for i, part in enumerate(rendered.split(placeholder)):
-        if i:
-            pieces.append((prompt, False))
-        if part:
-            pieces.append((part, True))
+    start = 0
+    for found in re.finditer(f"TOKINTCONTENT{tag}N[0-9]+E", rendered):
+        if found.start() > start:
+            pieces.append((rendered[start:found.start()], True))
+        pieces.append((contents[found.group()], False))
+        start = found.end()
+    if start < len(rendered):
+        pieces.append((rendered[start:], True))
     return PromptText(tuple(pieces), "chat_template")

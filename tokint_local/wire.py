@@ -20,7 +20,8 @@ import msgpack
 
 from .errors import InvalidParameter, TokintError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # a message is answered in the version it was sent in
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a larger request gets a "too_large" error
 MAX_FRAME_BYTES_HARD = 16 << 20  # ZeroMQ drops a peer sending more than this (ZMQ_MAXMSGSIZE)
 HEARTBEAT_INTERVAL_S = 0.5  # clients with requests in flight send a heartbeat this often
@@ -77,9 +78,10 @@ class Message:
         version = header.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise ProtocolError("malformed", "header.version must be an integer", msg_id)
-        if version != PROTOCOL_VERSION:
+        if version not in SUPPORTED_VERSIONS:
+            speaks = " and ".join(str(v) for v in SUPPORTED_VERSIONS)
             raise ProtocolError(
-                "unsupported_version", f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})", msg_id
+                "unsupported_version", f"protocol version {version} is not supported (this side speaks {speaks})", msg_id
             )
         parent = header.get("parent")
         if parent is not None and not isinstance(parent, str):
@@ -117,6 +119,17 @@ def _unpack(frame: bytes, what: str, parent: Optional[str] = None) -> Any:
         )
     except (ValueError, msgpack.UnpackException) as exc:  # every msgpack decoding error is one of these
         raise ProtocolError("malformed", f"the {what} frame is not valid msgpack ({type(exc).__name__})", parent) from None
+
+
+def peek_version(frames: list[bytes]) -> Optional[int]:
+    """The supported protocol version a (possibly bad) message's header names, if it can be read: its error
+    is answered in that version."""
+    try:
+        header = _unpack(frames[0], "header") if frames and len(frames[0]) <= MAX_MESSAGE_BYTES else None
+    except ProtocolError:
+        return None
+    version = header.get("version") if isinstance(header, dict) else None
+    return version if version in SUPPORTED_VERSIONS and not isinstance(version, bool) else None
 
 
 def _peek_id(frame: bytes) -> Optional[str]:
