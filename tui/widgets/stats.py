@@ -22,6 +22,11 @@ def stats_text(t: Transcript) -> str:
 
 
 class StatsLine(Static):
-    def show(self, transcript: Transcript | None) -> None:
+    def show(self, transcript: Transcript | None, turn: int | None = None) -> None:
+        """``transcript``'s numbers (as turn ``turn``, 1-based, of a conversation of several)."""
+        if transcript is None:
+            text = "ready: type a prompt, then Ctrl+R"
+        else:
+            text = plain((f"turn {turn} · " if turn and turn > 1 else "") + stats_text(transcript))
         # a fixed-size line: no layout pass (which would repaint the whole screen on every frame)
-        self.update(plain(stats_text(transcript)) if transcript else "ready: type a prompt, then Ctrl+R", layout=False)
+        self.update(text, layout=False)
