@@ -112,16 +112,22 @@ class Transcript:
         """The response in Markdown: the thinking segment quoted, takeovers in bold."""
         if self.reply_text is not None or not self.tokens:
             return self.text
-        bold = self.request.mode == "intervene"
-        thinking, answer = [], []
+        intervene = self.request.mode == "intervene"
+        parts: dict[str, list[tuple[str, bool]]] = {"thinking": [], "answer": []}  # runs of (text, taken over)
         for t in self.tokens:
-            piece = f"**{t.text}**" if bold and t.source == "reasoning" and t.text.strip() else t.text
-            (thinking if channel_of(t) == "thinking" else answer).append(piece)
-        out = ""
-        if thinking:
-            quoted = "\n".join("> " + line for line in "".join(thinking).strip("\n").split("\n"))
-            out = f"> *thinking ({sum(channel_of(t) == 'thinking' for t in self.tokens)} tokens)*\n>\n{quoted}\n\n"
-        return out + "".join(answer).lstrip("\n" if thinking else "")
+            runs = parts[channel_of(t)]
+            taken = intervene and t.source == "reasoning"
+            if runs and runs[-1][1] == taken:
+                runs[-1] = (runs[-1][0] + t.text, taken)
+            else:
+                runs.append((t.text, taken))
+        thinking, answer = ("".join(f"**{text}**" if taken and text.strip() else text for text, taken in parts[c])
+                            for c in ("thinking", "answer"))
+        if not thinking:
+            return answer
+        quoted = "\n".join("> " + line for line in thinking.strip("\n").split("\n"))
+        n = sum(channel_of(t) == "thinking" for t in self.tokens)
+        return f"> *thinking ({n} tokens)*\n>\n{quoted}\n\n" + answer.lstrip("\n")
 
     def to_json(self) -> dict:
         return {

@@ -261,6 +261,8 @@ class ResponseView(ScrollView, can_focus=True):
             takeovers = {i for i, t in enumerate(tokens) if t.source == "reasoning" and t.divergence is not None}
             bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold, self._width or self._wrap_width())
             out += [Line(deco=bars), Line(deco=marks)]
+        if turn.transcript.reply_text is not None:
+            return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]
         caption = stats_text(turn.transcript)
         top = largest(divergences)
         if top is not None:
