@@ -25,7 +25,7 @@ class Transcript:
     created: float = field(default_factory=time.time)
     # an earlier turn known only as text (quoted by a later turn's request; its tokens are not in the history read)
     reply_text: Optional[str] = None
-    _takeover_count: tuple[int, int] = field(default=(0, 0), repr=False)
+    _takeover_count: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
 
     @property
     def text(self) -> str:
@@ -45,16 +45,26 @@ class Transcript:
         first = self.request.as_messages()[0]
         return first.content if first.role == "system" else ""
 
+    def _count_takeovers(self) -> tuple[int, int]:
+        """Takeovers so far, and those inside thinking; counted incrementally, since tokens are only ever appended."""
+        if self.request.mode != "intervene":
+            return 0, 0
+        seen, count, thinking = self._takeover_count
+        for t in self.tokens[seen:]:
+            if t.source == "reasoning":
+                count += 1
+                thinking += channel_of(t) == "thinking"
+        self._takeover_count = (len(self.tokens), count, thinking)
+        return count, thinking
+
     @property
     def takeovers(self) -> int:
-        """Takeovers so far; counted incrementally, since tokens are only ever appended."""
-        if self.request.mode != "intervene":
-            return 0
-        seen, count = self._takeover_count
-        for t in self.tokens[seen:]:
-            count += t.source == "reasoning"
-        self._takeover_count = (len(self.tokens), count)
-        return count
+        return self._count_takeovers()[0]
+
+    @property
+    def thinking_takeovers(self) -> int:
+        """Takeovers inside the thinking segment."""
+        return self._count_takeovers()[1]
 
     @property
     def running(self) -> bool:

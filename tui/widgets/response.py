@@ -263,11 +263,11 @@ class ResponseView(ScrollView, can_focus=True):
             out += [Line(deco=bars), Line(deco=marks)]
         if turn.transcript.reply_text is not None:
             return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]
-        caption = stats_text(turn.transcript)
+        caption = stats_text(turn.transcript, rate=False)
         top = largest(divergences)
         if top is not None:
             caption += f" · max {turn.transcript.request.divergence} {top:.2f}"
-        out.append(Line(deco=[("── " + visible(caption), CAPTION)]))
+        out += [Line(deco=[(text, CAPTION)]) for text in wrap_plain("── " + visible(caption), self._width or self._wrap_width())]
         return out
 
     def _resize(self) -> None:
@@ -298,9 +298,13 @@ class ResponseView(ScrollView, can_focus=True):
                 self._token_lines.append((turn.fold_line, turn.fold_line))
                 return
         elif turn.fold_line is not None and not turn.answering:
-            turn.answering = True  # the answer starts a line of its own
-            if self._lines[-1].pieces:
-                self._lines.append(Line())
+            if any(b > a for _, a, b in self._lines[-1].pieces):
+                self._lines.append(Line())  # the answer starts a line of its own
+            text = self._texts[index]
+            skip = len(text) - len(text.lstrip("\n"))  # the newlines between thinking and answer
+            turn.answering = skip < len(text)
+            self._token_lines.append(wrap_token(self._lines, self._texts, index, width, skip))
+            return
         self._token_lines.append(wrap_token(self._lines, self._texts, index, width))
 
     def on_resize(self) -> None:

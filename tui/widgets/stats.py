@@ -7,13 +7,16 @@ from ..plain import plain
 from ..transcript import Transcript
 
 
-def stats_text(t: Transcript) -> str:
+def stats_text(t: Transcript, rate: bool = True) -> str:
+    """Tokens, takeovers, (tokens/s and elapsed time with ``rate``), and the state."""
     r = t.request
     budget = "∞" if r.budget is None else str(r.budget)
     parts = [f"{len(t.tokens)} tok"]
     if r.mode == "intervene":
-        parts.append(f"{t.takeovers}/{budget} takeovers")
-    parts += [f"{t.tokens_per_second:.1f} tok/s", f"{t.elapsed:.1f}s"]
+        thinking = t.thinking_takeovers
+        parts.append(f"{t.takeovers}/{budget} takeovers" + (f" ({thinking} in thinking)" if thinking else ""))
+    if rate:
+        parts += [f"{t.tokens_per_second:.1f} tok/s", f"{t.elapsed:.1f}s"]
     if t.summary is not None:
         parts.append(t.summary.finish_reason)
     else:

@@ -44,16 +44,17 @@ def _ends_word(line: Line, texts: list[str]) -> bool:
     return b > a and texts[i][b - 1] in " \t"
 
 
-def wrap_token(lines: list[Line], texts: list[str], index: int, width: int) -> tuple[int, int]:
-    """Lay token ``index`` (its text is ``texts[index]``) onto the end of ``lines``, breaking after
-    the last space that fits, moving a token that starts a word to the next line whole, and
-    cutting only a word longer than a line. Returns the first and last line it lies on."""
+def wrap_token(lines: list[Line], texts: list[str], index: int, width: int, skip: int = 0) -> tuple[int, int]:
+    """Lay token ``index`` (its text is ``texts[index]``, less the first ``skip`` characters) onto the
+    end of ``lines``, breaking after the last space that fits, moving a token that starts a word to
+    the next line whole, and cutting only a word longer than a line. Returns the first and last line
+    it lies on."""
     text = texts[index]
     first = len(lines) - 1
-    if not text:
-        lines[-1].pieces.append((index, 0, 0))
-    offset = 0
-    for k, chunk in enumerate(text.split("\n")):
+    if len(text) == skip:
+        lines[-1].pieces.append((index, skip, skip))
+    offset = skip
+    for k, chunk in enumerate(text[skip:].split("\n")):
         if k:  # a newline in the text closes the line
             lines[-1].hard_break = True
             lines.append(Line())
