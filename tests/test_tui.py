@@ -85,7 +85,8 @@ async def test_run_streams_text_and_counts_takeovers(daemon):
         assert t.summary.n_tokens == 256 and t.summary.n_takeovers > 0
         assert response_text(app) == visible(t.text)
         assert f"{t.summary.n_takeovers}/∞ takeovers" in stats(app) and "256 tok" in stats(app)
-        assert app.screen.query_one("#prompt", TextArea).text == "hello there"  # the prompt is kept
+        assert app.screen.query_one("#prompt", TextArea).text == ""  # sent: it is the conversation's first turn now
+        assert "▌ hello there" in app.screen.query_one(ResponseView).content_lines()[0]
 
 
 async def test_inspect_a_taken_over_token(daemon):
@@ -144,8 +145,10 @@ async def test_the_daemon_going_away_and_coming_back(tiny_models_toml, daemon_ad
         try:
             await wait_for(pilot, lambda: "connected ·" in app.screen.sub_title and app.link.connected, timeout=15)
             assert notes.any("back")
+            await type_prompt(pilot, "hello again")
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: app.screen.showing.summary is not None and len(app.screen.query_one("#history").children) == 2)
+            await wait_for(pilot, lambda: app.screen.showing.summary is not None and len(app.screen.conversation.turns) == 2)
+            assert len(app.screen.query_one("#history").children) == 1  # the same conversation, continued
         finally:
             second.stop()
 
@@ -169,10 +172,11 @@ async def test_history_reopens_and_exports(daemon, tokint_home):
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot)
         for prompt in ("first prompt", "second prompt"):
+            await pilot.press("ctrl+n")  # each its own conversation
             await type_prompt(pilot, prompt)
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: app.screen.running is None and app.screen.showing.request.prompt == prompt)
-        first = app.screen.query_one("#history").children[0].transcript
+            await wait_for(pilot, lambda: app.screen.running is None and app.screen.showing.user_text == prompt)
+        first = app.screen.query_one("#history").children[0].conversation.last
         app.screen.query_one("#tabs", TabbedContent).active = "history-tab"
         history = app.screen.query_one("#history")
         history.focus()
@@ -185,8 +189,10 @@ async def test_history_reopens_and_exports(daemon, tokint_home):
         saved = sorted((tokint_home / "exports").iterdir())
         assert [p.suffix for p in saved] == [".json", ".md"]
         body = json.loads(saved[0].read_text())
-        assert body["request"]["prompt"] == "first prompt" and len(body["tokens"]) == len(first.tokens)
-        assert "## Response" in saved[1].read_text()
+        [turn] = body["turns"]
+        assert turn["request"]["messages"] == [{"role": "user", "content": "first prompt"}]
+        assert len(turn["tokens"]) == len(first.tokens)
+        assert "## Turn 1" in saved[1].read_text() and "### Response" in saved[1].read_text()
 
 
 async def test_compare_runs_three_modes_side_by_side(daemon):
@@ -215,7 +221,7 @@ async def test_starts_the_daemon_when_none_runs_and_says_so(tiny_models_toml, da
     app = TokintApp(daemon_address, models=str(tiny_models_toml), autostart=True)
     async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         await connected(pilot)
-        assert notes.any("started tokintd")
+        assert notes.any("started tokintd"), notes.messages
         select = app.screen.query_one("#settings").query_one("#pair")
         # The pair list arrives in its own reply after the connection is up.
         await wait_for(pilot, lambda: select.value != select.NULL)
@@ -256,7 +262,7 @@ async def test_history_lists_what_the_daemon_recorded_before_the_app_started(dae
         await connected(pilot)
         history = app.screen.query_one("#history")
         await wait_for(pilot, lambda: len(history.query(HistoryItem)) == 1)
-        stored = history.query(HistoryItem).first().transcript
+        stored = history.query(HistoryItem).first().conversation.last
         assert stored.request.prompt == "recorded before the app" and stored.state == "done"
         assert stored.text == "".join(e.text for e in earlier if isinstance(e, TokenEvent))
         assert stored.takeovers == earlier[-1].n_takeovers == 3
@@ -265,4 +271,4 @@ async def test_history_lists_what_the_daemon_recorded_before_the_app_started(dae
         history.action_select_cursor()
         await pilot.pause(0.1)
         assert response_text(app) == visible(stored.text)
-        assert app.screen.query_one("#prompt", TextArea).text == "recorded before the app"
+        assert "▌ recorded before the app" in app.screen.query_one(ResponseView).content_lines()[0]

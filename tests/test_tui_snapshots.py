@@ -5,6 +5,7 @@ Update them with `pytest tests/test_tui_snapshots.py --snapshot-update` after a 
 """
 from tokint_local.events import GenerationRequest, TokenEvent
 from tui.app import TokintApp
+from tui.conversation import Conversation
 from tui.transcript import Transcript
 
 WORDS = ("First, we need to check the input. So the function loops over each number and keeps "
@@ -30,9 +31,9 @@ def show(n):
     async def run_before(pilot):
         screen = pilot.app.screen
         screen.query_one("#prompt").text = "Write a function that returns the largest number in a list."
-        transcript = fixed_transcript(n)
-        screen.query_one("#history").add(transcript)
-        screen.open(transcript)
+        conversation = Conversation(turns=[fixed_transcript(n)])
+        screen.query_one("#history").add(conversation)
+        screen.open(conversation)
         await pilot.pause()
 
     return run_before

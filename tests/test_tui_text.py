@@ -16,6 +16,7 @@ from tokint_local.client import Client
 from tokint_local.events import GenerationRequest, TokenEvent
 from tokint_local.status import ModelFile, PairListing
 from tui.app import TokintApp
+from tui.conversation import Conversation
 from tui.link import DaemonLink
 from tui.messages import TranscriptFinished, TranscriptUpdated
 from tui.plain import visible
@@ -74,8 +75,9 @@ async def main_screen_shows(texts: list[str]) -> None:
         history = screen.query_one(HistoryList)
         for text in texts:
             t = Transcript(GenerationRequest(prompt=text), tokens=tokens_of(text), state=text)
-            history.add(t)
-            screen.post_message(HistoryList.Open(t))  # as selecting it in the History tab does
+            conversation = Conversation(turns=[t])
+            history.add(conversation)
+            screen.post_message(HistoryList.Open(conversation))  # as selecting it in the History tab does
             await pilot.pause()
             screen.query_one(TokenInspector).show(t.tokens[-1])
             pair = PairListing(text, text, False, ModelFile(text, None, False), ModelFile(text, None, True))
@@ -86,16 +88,21 @@ async def main_screen_shows(texts: list[str]) -> None:
             await pilot.pause()
             assert app.is_running
             label = history.query(HistoryItem).last().query_one(Static)
-            assert plain(label) == visible(HistoryItem.describe(t))
+            assert plain(label) == visible(HistoryItem.describe(conversation))
             assert screen.query_one(ResponseView).shown_text() == visible(text)
             assert visible(text) in plain(screen.query_one("#stats"))
-            assert screen.query_one("#prompt").text == text  # the editor keeps the text exactly
+            user_lines = [line[2:] for line in screen.query_one(ResponseView).content_lines() if line.startswith("▌ ")]
+            assert "".join(user_lines).replace(" ", "") == visible(text).replace(" ", "")  # the user's turn, as text
             inspector = wide(screen.query_one(TokenInspector))
             assert repr(t.tokens[-1].text) in inspector and repr(text) in inspector
             select = screen.query_one("#settings").query_one("#pair")
             assert select.value == text and plain(select.query_one("#label")) == visible(text) + " (files missing)"
             assert any(visible(text) in shown for shown in toasts(app))
             assert any(f"generation failed\n{visible(text)}" == shown for shown in toasts(app))
+            assert not CONTROLS & set(screen_text(app))
+            screen.query_one("#prompt").text = ""
+            await pilot.press("f4")  # edit the last prompt: back into the editor
+            assert screen.query_one("#prompt").text == text  # the editor keeps the text exactly
             assert not CONTROLS & set(screen_text(app))
         screen.query_one("#tabs", TabbedContent).active = "history-tab"
         await pilot.pause()
@@ -150,7 +157,8 @@ async def test_a_recorded_prompt_holding_markup_does_not_stop_the_app(daemon):
         assert label.startswith("[int] [/quote] arr[i] = x[") and label.endswith("· 6t done")
         await pilot.click(HistoryItem)  # plain text: nothing in it is a link that runs an action
         await pilot.pause(0.2)
-        assert app.is_running and app.screen.query_one("#prompt").text == prompt
+        assert app.is_running and app.screen.showing.user_text == prompt
+        assert f"▌ {prompt}" in app.screen.query_one(ResponseView).content_lines()[0]
 
 
 async def test_the_pair_selector_chooses_the_first_pair_when_models_toml_names_no_default(tmp_path, tiny_files, daemon_address):

@@ -53,9 +53,12 @@ class DaemonLink:
         return await self.client.list_pairs()
 
     def generate(self, request: GenerationRequest) -> AsyncGeneration:
+        """Start ``request`` (a prompt, or a conversation's messages) with every setting it holds."""
         params = request.to_wire()
-        prompt, pair = params.pop("prompt"), params.pop("pair")
-        return self.client.generate(prompt, pair, **params)
+        pair = params.pop("pair")
+        if request.messages is not None:
+            return self.client.chat(params.pop("messages"), pair, **params)
+        return self.client.generate(params.pop("prompt"), pair, **params)
 
     async def close(self) -> None:
         await self.client.close()

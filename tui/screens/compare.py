@@ -1,4 +1,5 @@
-"""The same prompt in base, reasoning and intervene modes, side by side."""
+"""The same prompt in base, reasoning and intervene modes, side by side; on a conversation, each mode
+continues the same history."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,10 +15,11 @@ from tokint_local.events import MODES, GenerationRequest
 
 from ..link import DaemonLink
 from ..messages import TranscriptFinished, TranscriptUpdated
+from ..plain import plain
+from ..stream import stream_transcript
 from ..transcript import Transcript
 from ..widgets.response import ResponseView
 from ..widgets.stats import StatsLine
-from .main import stream_transcript
 
 
 class CompareScreen(Screen):
@@ -32,8 +34,18 @@ class CompareScreen(Screen):
         self.transcripts = {mode: Transcript(replace(request, mode=mode)) for mode in MODES}
         self._streams: dict[str, object] = {}
 
+    @property
+    def earlier_turns(self) -> int:
+        """How many exchanges of the conversation come before the prompt compared."""
+        request = next(iter(self.transcripts.values())).request
+        return sum(m.role == "assistant" for m in request.as_messages())
+
     def compose(self) -> ComposeResult:
         yield Header()
+        request = next(iter(self.transcripts.values())).request
+        earlier = self.earlier_turns
+        context = f"after {earlier} earlier turn{'s' if earlier != 1 else ''}: " if earlier else ""
+        yield Label(plain(context + request.user_text), id="compare-prompt")
         with Horizontal(id="columns"):
             for mode in MODES:
                 with Vertical(classes="column", id=f"col-{mode}"):
@@ -43,7 +55,7 @@ class CompareScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.sub_title = "the same prompt in each mode"
+        self.sub_title = "the conversation so far, continued in each mode" if self.earlier_turns else "the same prompt in each mode"
         for mode, transcript in self.transcripts.items():
             self.query_one(f"#stats-{mode}", StatsLine).show(transcript)
             self.run_worker(self._run(mode, transcript), group="compare", name=f"compare-{mode}")

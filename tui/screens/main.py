@@ -1,8 +1,8 @@
-"""The main screen: settings and history on the left; the response, its divergence strip, the
-live status line and the prompt on the right."""
+"""The main screen: settings, history and the token inspector on the left; the conversation (each
+assistant turn with its takeovers, thinking fold, divergence strip and caption), the live status
+line and the prompt on the right."""
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Optional
@@ -16,73 +16,26 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane, TextArea
 
 from tokint_local.client import AsyncGeneration
 from tokint_local.config import tokint_home
-from tokint_local.errors import DaemonUnavailable, InvalidParameter, TokintError
-from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
+from tokint_local.errors import InvalidParameter, TokintError
+from tokint_local.events import ChatMessage, GenerationRequest
 from tokint_local.history import list_generations, show_generation
 
+from ..conversation import Conversation, conversations_from
 from ..link import DaemonLink
 from ..messages import DaemonState, TranscriptFinished, TranscriptUpdated
 from ..plain import visible
+from ..stream import stream_transcript
 from ..transcript import Transcript
 from ..widgets.history import HistoryList
 from ..widgets.inspector import TokenInspector
 from ..widgets.prompt import PromptArea
-from ..widgets.response import ResponseView
+from ..widgets.response import FOLD_KEY, ResponseView
 from ..widgets.settings import SettingsPanel
 from ..widgets.stats import StatsLine
-from ..widgets.strip import DivergenceStrip
 
-FRAME_S = 1 / 30  # streamed tokens reach the screen in batches at most this far apart
 HEALTH_S = 2.0  # how often the daemon's health is checked
-STORED_HISTORY = 20  # generations read from the daemon's history store when the app connects
+STORED_HISTORY = 60  # generations read from the daemon's history store when the app connects (grouped into conversations)
 INSPECT_TOP = 5  # candidates per model shown in the inspector
-
-
-async def stream_transcript(owner, link: DaemonLink, transcript: Transcript, on_stream=None) -> None:
-    """Fill ``transcript`` from a generation stream, posting TranscriptUpdated at most every
-    FRAME_S and TranscriptFinished at the end. Used by every screen that streams."""
-    pending: list[TokenEvent] = []
-
-    def flush() -> None:
-        if pending or transcript.state:
-            owner.post_message(TranscriptUpdated(transcript, list(pending)))
-            pending.clear()
-
-    timer = owner.set_interval(FRAME_S, lambda: flush() if pending else None)
-    stream: Optional[AsyncGeneration] = None
-    try:
-        stream = link.generate(transcript.request)
-        transcript.id = stream.id
-        if on_stream is not None:
-            on_stream(stream)
-        async for event in stream:
-            if isinstance(event, TokenEvent):
-                transcript.tokens.append(event)
-                pending.append(event)
-                continue
-            if isinstance(event, Queued):
-                transcript.state = f"queued ({event.place})"
-            elif isinstance(event, Loading):
-                transcript.state = "loading pair"
-            elif isinstance(event, Started):
-                transcript.state = "running"
-            elif isinstance(event, Summary):
-                transcript.summary = event
-                transcript.state = "done" if event.finish_reason in ("stop", "length") else event.finish_reason
-            flush()
-    except DaemonUnavailable as exc:
-        transcript.state, transcript.error = "failed", f"{exc}; what was generated is kept"
-    except TokintError as exc:
-        transcript.state, transcript.error = "failed", str(exc)
-    except asyncio.CancelledError:
-        if stream is not None:
-            await asyncio.shield(stream.cancel())
-        transcript.state = "cancelled"
-        raise
-    finally:
-        timer.stop()
-        flush()
-        owner.post_message(TranscriptFinished(transcript))
 
 
 class MainScreen(Screen):
@@ -90,6 +43,9 @@ class MainScreen(Screen):
         Binding("ctrl+r", "run", "Run", priority=True),
         Binding("escape", "cancel", "Cancel", priority=True),
         Binding("ctrl+c", "cancel", "Cancel", show=False, priority=True),
+        Binding("ctrl+n", "new", "New", priority=True),
+        Binding("f4", "edit_last", "Edit last"),
+        Binding(FOLD_KEY.lower(), "thinking", "Thinking"),
         Binding("f2", "compare", "Compare"),
         Binding("ctrl+t", "shade", "Shade"),
         Binding("ctrl+g", "inspect", "Inspect"),
@@ -102,11 +58,17 @@ class MainScreen(Screen):
     def __init__(self, link: Optional[DaemonLink]) -> None:
         super().__init__()
         self.link = link
-        self.showing: Optional[Transcript] = None
+        self.conversation = Conversation()  # the one on display; the next prompt continues it
         self.running: Optional[Transcript] = None
+        self._running_in: Optional[Conversation] = None
         self._stream: Optional[AsyncGeneration] = None
         self._was_connected: Optional[bool] = None
         self._history_read = False
+
+    @property
+    def showing(self) -> Optional[Transcript]:
+        """The latest turn of the conversation on display."""
+        return self.conversation.last
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -120,10 +82,11 @@ class MainScreen(Screen):
                     with TabPane("Token", id="token-tab"):
                         yield TokenInspector(id="inspector")
             with Vertical(id="main"):
-                yield ResponseView(id="response")
-                yield DivergenceStrip(id="strip")
+                yield ResponseView(id="response", conversation=True,
+                                   hint="A conversation: type a prompt below, Ctrl+R sends it; each prompt continues "
+                                        "the conversation, Ctrl+N starts a new one.")
                 yield StatsLine(id="stats")
-                yield PromptArea(id="prompt", placeholder="Type a prompt, then Ctrl+R to run it", soft_wrap=True)
+                yield PromptArea(id="prompt", placeholder="Type a prompt, then Ctrl+R to send it", soft_wrap=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -175,17 +138,17 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="history")
     def read_history(self, path: Path) -> None:
-        """The daemon's recent generations from its store (read-only; only where the file is visible, i.e. the
-        daemon runs on this machine). Generations still running elsewhere are left out."""
+        """The daemon's recent conversations from its store (read-only; only where the file is visible, i.e.
+        the daemon runs on this machine). Generations still running elsewhere are left out."""
         if not path.exists():
             return
         try:
             records = [r for r in list_generations(STORED_HISTORY, path) if r["state"] != "running"]
-            transcripts = [Transcript.from_record(show_generation(r["id"], path)) for r in reversed(records)]
+            conversations = conversations_from([Transcript.from_record(show_generation(r["id"], path)) for r in records])
         except (TokintError, sqlite3.Error, KeyError, TypeError, ValueError) as exc:
             self.app.call_from_thread(self.notify, f"could not read the history at {path}: {exc}", severity="warning")
             return
-        self.app.call_from_thread(self.query_one(HistoryList).add_earlier, transcripts)
+        self.app.call_from_thread(self.query_one(HistoryList).add_earlier, conversations)
 
     # -- running ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> Optional[bool]:
@@ -193,32 +156,42 @@ class MainScreen(Screen):
             return True if self.running is not None else None
         return True
 
-    def _form_request(self) -> Optional[GenerationRequest]:
-        """The prompt and the settings as a request; None, after saying what is wrong, if they are not one."""
-        prompt = self.query_one("#prompt", TextArea).text
-        if not prompt.strip():
-            self.notify("type a prompt first", severity="warning")
-            return None
+    def _request(self, messages: tuple[ChatMessage, ...], **overrides) -> Optional[GenerationRequest]:
+        """The conversation and the settings as a request; None, after saying what is wrong, if they are not one."""
         try:
-            return self.query_one(SettingsPanel).request(prompt, return_top=INSPECT_TOP)
+            return self.query_one(SettingsPanel).request(messages=messages, return_top=INSPECT_TOP, **overrides)
         except InvalidParameter as exc:
             self.notify(f"{exc}", title="setting", severity="error")
             return None
+
+    def _connected(self, waiting: str = "") -> bool:
+        if self.link is None or not self.link.connected:
+            self.notify(f"tokintd is not connected{waiting}", severity="error")
+            return False
+        return True
 
     def action_run(self) -> None:
         if self.running is not None:
             self.notify("a generation is running; Escape cancels it", severity="warning")
             return
-        if self.link is None or not self.link.connected:
-            self.notify("tokintd is not connected; waiting for it to come back (your prompt is kept)", severity="error")
+        if not self._connected("; waiting for it to come back (your prompt is kept)"):
             return
-        request = self._form_request()
+        area = self.query_one("#prompt", TextArea)
+        if not area.text.strip():
+            self.notify("type a prompt first", severity="warning")
+            return
+        conversation = self.conversation
+        system = self.query_one(SettingsPanel).system
+        request = self._request(conversation.messages(area.text, system), conversation_id=conversation.id)
         if request is None:
             return
         transcript = Transcript(request)
-        self.running = transcript
-        self.query_one(HistoryList).add(transcript)
-        self.open(transcript)
+        conversation.turns.append(transcript)
+        self.running, self._running_in = transcript, conversation
+        self.query_one(HistoryList).update_item(conversation)
+        self.query_one(ResponseView).begin_turn(transcript)
+        self.query_one(StatsLine).show(transcript, len(conversation.turns))
+        area.text = ""
         self.refresh_bindings()
         self.generate(transcript)
 
@@ -237,41 +210,96 @@ class MainScreen(Screen):
     def transcript_updated(self, message: TranscriptUpdated) -> None:
         if message.transcript is self.showing:
             self.query_one(ResponseView).append(message.new_tokens)
-            self.query_one(DivergenceStrip).append(message.new_tokens)
-            self.query_one(StatsLine).show(message.transcript)
+            self.query_one(StatsLine).show(message.transcript, len(self.conversation.turns))
 
     @on(TranscriptFinished)
     def transcript_finished(self, message: TranscriptFinished) -> None:
         t = message.transcript
+        conversation = None
         if t is self.running:
-            self.running = None
-            self._stream = None
+            conversation = self._running_in
+            self.running, self._running_in, self._stream = None, None, None
             self.refresh_bindings()
-        self.query_one(HistoryList).update_item(t)
-        if t is self.showing:
-            self.query_one(ResponseView).settle()
-            self.query_one(DivergenceStrip).settle()
-            self.query_one(StatsLine).show(t)
         if t.error:
             self.notify(t.error, title="generation failed", severity="error", timeout=8)
+        if conversation is None:
+            return
+        if not t.tokens and t is conversation.last:
+            self._unanswered(conversation, t)
+            return
+        self.query_one(HistoryList).update_item(conversation)
+        if t is self.showing:
+            self.query_one(ResponseView).settle()
+            self.query_one(StatsLine).show(t, len(conversation.turns))
 
-    # -- viewing ---------------------------------------------------------------------------
-    def open(self, transcript: Transcript) -> None:
-        self.showing = transcript
-        intervene = transcript.request.mode == "intervene"
-        self.query_one(ResponseView).show(transcript.tokens, intervene)
-        self.query_one(DivergenceStrip).show(transcript.tokens, transcript.request.threshold)
-        self.query_one(StatsLine).show(transcript)
+    def _unanswered(self, conversation: Conversation, t: Transcript) -> None:
+        """A turn that failed or was cancelled before its first token leaves the conversation, and its
+        prompt goes back into the input (unless something else was typed there meanwhile)."""
+        conversation.turns.pop()
+        history = self.query_one(HistoryList)
+        if conversation.turns:
+            history.update_item(conversation)
+        else:
+            history.forget(conversation)
+        if conversation is self.conversation:
+            self.open(conversation)
+            area = self.query_one("#prompt", TextArea)
+            if not area.text.strip():
+                area.text = t.user_text
+                self.notify("nothing was generated; your prompt is back in the input", timeout=4)
+
+    # -- the conversation ------------------------------------------------------------------
+    def open(self, conversation: Conversation) -> None:
+        """Show ``conversation``; the next prompt continues it."""
+        self.conversation = conversation
+        self.query_one(ResponseView).show_conversation(conversation.turns)
+        self.query_one(StatsLine).show(conversation.last, len(conversation.turns))
         self.query_one(TokenInspector).show(None)
+
+    def action_new(self) -> None:
+        if not self.conversation.turns:
+            self.notify("this conversation is new already", timeout=2)
+            return
+        self.open(Conversation())
+        self.query_one("#prompt", TextArea).focus()
+        self.notify("new conversation", timeout=2)
+
+    def action_edit_last(self) -> None:
+        """Put the last prompt back into the input and drop the last exchange; Ctrl+R resends it."""
+        if self.running is not None:
+            self.notify("a generation is running; Escape cancels it first", severity="warning")
+            return
+        conversation = self.conversation
+        if not conversation.turns:
+            self.notify("nothing to edit yet", severity="warning")
+            return
+        area = self.query_one("#prompt", TextArea)
+        last = conversation.turns[-1]
+        if area.text.strip() and area.text != last.user_text:
+            self.notify("the input holds text that would be lost; send or clear it first", severity="warning")
+            return
+        conversation.turns.pop()
+        self.open(conversation)
+        history = self.query_one(HistoryList)
+        if conversation.turns:
+            history.update_item(conversation)
+        else:
+            history.forget(conversation)
+        area.text = last.user_text
+        area.focus()
+        area.move_cursor(area.document.end)
+        self.notify("the last exchange is dropped: edit the prompt, then Ctrl+R resends it", timeout=4)
 
     @on(HistoryList.Open)
     def history_open(self, message: HistoryList.Open) -> None:
-        self.open(message.transcript)
-        self.query_one("#prompt", TextArea).text = message.transcript.request.prompt
+        self.open(message.conversation)
+        self.query_one(SettingsPanel).system = message.conversation.system  # continuing keeps its system prompt
 
+    # -- viewing ---------------------------------------------------------------------------
     @on(ResponseView.CursorMoved)
     def cursor_moved(self, message: ResponseView.CursorMoved) -> None:
-        self.query_one(TokenInspector).show(message.token)
+        many = self.query_one(ResponseView).turns > 1
+        self.query_one(TokenInspector).show(message.token, message.turn if many else None)
 
     def action_inspect(self) -> None:
         view = self.query_one(ResponseView)
@@ -282,7 +310,11 @@ class MainScreen(Screen):
         self.query_one("#sidebar").display = True
         view.focus()
         if view.cursor is None:
-            view.set_cursor(len(view.tokens) - 1)
+            view.action_move(-1)
+
+    def action_thinking(self) -> None:
+        folded = self.query_one(ResponseView).toggle_thinking()
+        self.notify("thinking folded" if folded else "thinking shown", timeout=2)
 
     def action_shade(self) -> None:
         view = self.query_one(ResponseView)
@@ -294,28 +326,38 @@ class MainScreen(Screen):
         sidebar.display = not sidebar.display
 
     def action_save(self, fmt: str) -> None:
-        if self.showing is None:
+        if not self.conversation.turns:
             self.notify("nothing to save yet", severity="warning")
             return
         try:
-            path = self.showing.save(tokint_home() / "exports", fmt)
+            path = self.conversation.save(tokint_home() / "exports", fmt)
         except OSError as exc:
             self.notify(f"could not save: {exc}", severity="error")
             return
         self.notify(f"saved {path}", title="saved")
 
     def action_copy(self) -> None:
-        if self.showing is None or not self.showing.tokens:
+        if self.showing is None or not self.showing.text:
             self.notify("nothing to copy yet", severity="warning")
             return
         self.app.copy_to_clipboard(self.showing.text)
-        self.notify(f"copied {len(self.showing.text)} characters")
+        self.notify(f"copied {len(self.showing.text)} characters of the last response")
 
     def action_compare(self) -> None:
-        if self.link is None or not self.link.connected:
-            self.notify("tokintd is not connected", severity="error")
+        """The next turn (the prompt typed), or else the last prompt again, in each mode on the conversation so far."""
+        if not self._connected():
             return
-        request = self._form_request()
+        text = self.query_one("#prompt", TextArea).text
+        conversation = self.conversation
+        system = self.query_one(SettingsPanel).system
+        if text.strip():
+            messages = conversation.messages(text, system)
+        elif conversation.turns:
+            messages = conversation.messages(conversation.turns[-1].user_text, system, upto=len(conversation.turns) - 1)
+        else:
+            self.notify("type a prompt first", severity="warning")
+            return
+        request = self._request(messages)
         if request is None:
             return
         from .compare import CompareScreen

@@ -1,4 +1,5 @@
-"""Details of the token under the cursor: position, source, divergence, entropy, top candidates."""
+"""Details of the token under the cursor: its turn, position, channel, source, divergence, entropy,
+top candidates."""
 from __future__ import annotations
 
 from rich.table import Table
@@ -8,6 +9,7 @@ from textual.widgets import Static
 from tokint_local.events import TokenEvent
 
 from ..plain import plain
+from ..transcript import channel_of
 
 
 def _fmt(value) -> str:
@@ -15,12 +17,17 @@ def _fmt(value) -> str:
 
 
 class TokenInspector(Static):
-    def show(self, token: TokenEvent | None) -> None:
+    def show(self, token: TokenEvent | None, turn: int | None = None) -> None:
+        """``token`` (of assistant turn ``turn``, 0-based, where the response is part of a conversation)."""
         if token is None:
             self.update(Text("Move the cursor onto a token (Ctrl+G, then ← →; [ ] jump between takeovers).", style="#808080"))
             return
         head = Table.grid(padding=(0, 1))
+        if turn is not None:
+            head.add_row("turn", str(turn + 1))
         head.add_row("position", str(token.position))
+        if channel_of(token) == "thinking":
+            head.add_row("channel", plain("thinking", style="italic #8a8a8a"))
         head.add_row("token", plain(f"{token.text!r} (id {token.token_id})"))
         head.add_row("source", plain(token.source, style="bold #101010 on #ffc040" if token.source == "reasoning" else ""))
         head.add_row("divergence", _fmt(token.divergence))

@@ -1,21 +1,25 @@
-"""The response as it streams: takeovers stand out, tokens can be shaded by divergence, and a
-cursor moves token by token for inspection.
+"""The conversation as it streams: user turns and assistant turns stacked, takeovers standing out,
+tokens shaded by divergence on request, a thinking segment dimmed and folded, a divergence strip
+and a caption under each assistant turn, and a cursor that moves token by token for inspection.
 
 Built on Textual's line API: tokens are word-wrapped into lines as they arrive (only the open last
-line is touched by an append) and only the visible lines are rendered, so a long response costs
-no more per frame than a short one. While the view follows the end of a stream it shows the last
-lines directly and updates its virtual size (which makes Textual lay out the whole screen) at most
-every SIZE_EVERY_S, so streaming repaints this widget alone.
+line is touched by an append) and only the visible lines are rendered, so a long conversation costs
+no more per frame than a short one. The streaming turn's strip and caption (the "tail") are rebuilt
+a few times a second. While the view follows the end of a stream it shows the last lines directly
+and updates its virtual size (which makes Textual lay out the whole screen) at most every
+SIZE_EVERY_S, so streaming repaints this widget alone.
+
+Without ``conversation`` the view shows one response alone (the compare screen's columns).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
@@ -26,15 +30,31 @@ from textual.strip import Strip
 from tokint_local.events import TokenEvent
 
 from ..plain import visible
+from ..transcript import Transcript, channel_of
+from .stats import stats_text
+from .strip import largest, strip_rows
+from .wrap import Line, Run, wrap_plain, wrap_token
 
 # Truecolor throughout: named ANSI colours cost a conversion per segment on every frame.
 TAKEOVER = Style(bold=True, color="#101010", bgcolor="#ffc040")
+THINKING = Style(color="#8a8a8a", italic=True)
+THINKING_TAKEOVER = Style(bold=True, italic=True, color="#101010", bgcolor="#a08040")
 CURSOR = Style(reverse=True, underline=True)
+USER = Style(color="#e8e8ff", bgcolor="#202a3c")
+USER_BAR = Style(color="#5f87ff", bgcolor="#202a3c")
+SYSTEM = Style(color="#9a9a9a", italic=True)
+FOLD = Style(color="#a8a8a8", italic=True)
+CAPTION = Style(color="#808080")
+HINT = Style(color="#808080")
 SIZE_EVERY_S = 0.5
+TAIL_EVERY_S = 0.25  # the streaming turn's strip is an overview: a few repaints a second are enough
 EMPTY_MARK = "⟨∅⟩"  # where the cursor sits on a token with no text of its own
+FOLD_KEY = "F5"
 # Backgrounds for divergence shading, by nats: < 0.1, < 0.5, < 1, < 2, < 4, >= 4
 SHADES = [None, "#3a3a3a", "#5f1f1f", "#8f2020", "#c02828", "#ff3030"]
 SHADE_EDGES = [0.1, 0.5, 1.0, 2.0, 4.0]
+
+
 def shade_level(divergence: Optional[float]) -> int:
     if divergence is None:
         return 0
@@ -42,26 +62,21 @@ def shade_level(divergence: Optional[float]) -> int:
 
 
 @dataclass
-class _Line:
-    pieces: list[tuple[int, int, int]] = field(default_factory=list)  # (token index, start, end) in its text
-    cells: int = 0
-    hard_break: bool = False  # ended by a newline in the text (not by wrapping)
+class _Turn:
+    """An assistant turn as the view lays it out."""
 
-
-def _fit(text: str, room: int) -> int:
-    """How many leading characters of ``text`` fit in ``room`` cells."""
-    if text.isascii():
-        return min(len(text), room)
-    used = 0
-    for i, ch in enumerate(text):
-        used += cell_len(ch)
-        if used > room:
-            return i
-    return len(text)
+    transcript: Optional[Transcript]  # None: a response shown alone
+    intervene: bool
+    first: int  # its first token's index in ResponseView.tokens
+    folded: bool = True  # its thinking segment shows as one line
+    n_thinking: int = 0
+    thinking_takeovers: int = 0
+    fold_line: Optional[int] = None
+    answering: bool = False  # an answer token came after thinking
 
 
 class ResponseView(ScrollView, can_focus=True):
-    """Shows one transcript's tokens. Left/Right move the cursor; [ and ] jump between takeovers."""
+    """Left/Right move the cursor; [ and ] jump between takeovers; F5 (or a click on it) folds thinking."""
 
     BINDINGS = [
         Binding("left", "move(-1)", "Prev token", show=False),
@@ -75,60 +90,108 @@ class ResponseView(ScrollView, can_focus=True):
     shade = reactive(False)
 
     class CursorMoved(Message):
-        def __init__(self, index: int, token: TokenEvent) -> None:
+        def __init__(self, index: int, token: TokenEvent, turn: int) -> None:
             super().__init__()
             self.index = index
             self.token = token
+            self.turn = turn  # 0-based assistant turn
 
-    def __init__(self, *, intervene: bool = True, id: Optional[str] = None, classes: Optional[str] = None) -> None:
+    def __init__(self, *, intervene: bool = True, conversation: bool = False, hint: str = "",
+                 id: Optional[str] = None, classes: Optional[str] = None) -> None:
         super().__init__(id=id, classes=classes)
+        self.conversation = conversation
+        self.hint = hint  # shown while a conversation has no turns
+        self.fold_thinking = True  # how a new turn's thinking starts
         self.tokens: list[TokenEvent] = []
-        self.intervene = intervene
         self.cursor: Optional[int] = None
         self._texts: list[str] = []
-        self._lines: list[_Line] = [_Line()]
+        self._turn_of: list[int] = []
+        self._turns: list[_Turn] = [] if conversation else [_Turn(None, intervene, 0)]
+        self._lines: list[Line] = [] if conversation else [Line()]
+        self._tail: list[Line] = []  # the last turn's strip and caption, drawn after the lines
         self._token_lines: list[tuple[int, int]] = []  # first and last line of each token
         self._width = 0
         self._strips: dict[int, Strip] = {}
-        self.follow = True  # showing the end of the response, as it grows
+        self.follow = True  # showing the end of the conversation, as it grows
         self._sized_at = 0.0
+        self._tail_at = 0.0
+
+    @property
+    def turns(self) -> int:
+        return len(self._turns)
 
     # -- content ---------------------------------------------------------------------------
     def show(self, tokens: list[TokenEvent], intervene: bool) -> None:
-        """Replace the content with ``tokens``."""
-        self.tokens = list(tokens)
-        self.intervene = intervene
+        """Replace the content with one response's ``tokens``."""
+        self._turns = [_Turn(None, intervene, 0, folded=self.fold_thinking)]
+        self._load(list(tokens), [0] * len(tokens))
+
+    def show_conversation(self, turns: list[Transcript]) -> None:
+        """Replace the content with a conversation's turns (each a user message and its response)."""
+        self._turns, tokens, turn_of = [], [], []
+        for k, t in enumerate(turns):
+            self._turns.append(_Turn(t, t.request.mode == "intervene", len(tokens), folded=self.fold_thinking))
+            tokens += t.tokens
+            turn_of += [k] * len(t.tokens)
+        self._load(tokens, turn_of)
+
+    def _load(self, tokens: list[TokenEvent], turn_of: list[int]) -> None:
+        self.tokens = tokens
+        self._turn_of = turn_of
+        self._texts = [visible(t.text) for t in tokens]
         self.cursor = None
-        self._texts = [visible(t.text) for t in self.tokens]
         self.follow = True
         self._rewrap()
         self.scroll_end(animate=False, immediate=True, x_axis=False)
 
+    def begin_turn(self, transcript: Transcript) -> None:
+        """Add a turn at the end: the user's message (and the system prompt, where it changed), then
+        the response as ``append`` brings it."""
+        if not self._turns:
+            self._lines = []  # the hint goes
+        first_new = len(self._lines)
+        self._lines.extend(self._tail)  # the turn before keeps its strip and caption
+        self._turns.append(_Turn(transcript, transcript.request.mode == "intervene", len(self.tokens),
+                                 folded=self.fold_thinking))
+        self._add_head(len(self._turns) - 1)
+        self._tail = self._make_tail(len(self._turns) - 1)
+        for y in [y for y in self._strips if y >= first_new]:
+            del self._strips[y]
+        self.follow = True
+        self.settle()
+
     def append(self, tokens: list[TokenEvent]) -> None:
-        """Add streamed tokens at the end (the view keeps showing the end if it was)."""
+        """Add streamed tokens to the last turn (the view keeps showing the end if it was)."""
         if not tokens:
             return
+        turn = len(self._turns) - 1
         first_dirty = len(self._lines) - 1
         for token in tokens:
             self.tokens.append(token)
             self._texts.append(visible(token.text))
-            self._wrap_token(len(self.tokens) - 1)
+            self._turn_of.append(turn)
+            self._lay(len(self.tokens) - 1)
         for y in range(first_dirty, len(self._lines)):
             self._strips.pop(y, None)
-        if time.monotonic() - self._sized_at >= SIZE_EVERY_S:
+        now = time.monotonic()
+        if self.conversation and now - self._tail_at >= TAIL_EVERY_S:
+            self._tail = self._make_tail(turn)
+        if now - self._sized_at >= SIZE_EVERY_S:
             self.settle()
         else:
             self.refresh()
 
     def settle(self) -> None:
-        """Bring the scrollable size up to date now (the stream ended, or a pause)."""
+        """Bring the strip, the caption and the scrollable size up to date now (the stream ended, or a pause)."""
+        if self.conversation and self._turns:
+            self._tail = self._make_tail(len(self._turns) - 1)
         self._resize()
         self.refresh()
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def shown_text(self) -> str:
-        """The text on display (wrapping aside): what the lines hold, joined at hard breaks."""
+        """The response text on display (wrapping aside): what the token lines hold, joined at hard breaks."""
         out = []
         for line in self._lines:
             out.extend(self._texts[i][a:b] for i, a, b in line.pieces)
@@ -136,112 +199,219 @@ class ResponseView(ScrollView, can_focus=True):
                 out.append("\n")
         return "".join(out)
 
-    # -- wrapping --------------------------------------------------------------------------
+    def content_lines(self) -> list[str]:
+        """Every line of the view as text, from the top: messages, responses, folds, strips, captions."""
+        return ["".join(s.text for s in self._segments(line, Style(), y)) for y, line in enumerate(self._lines + self._tail)]
+
+    # -- laying out ------------------------------------------------------------------------
     def _wrap_width(self) -> int:
         return max(self.scrollable_content_region.width, 8)
 
     def _rewrap(self) -> None:
         self._width = self._wrap_width()
-        self._lines = [_Line()]
+        self._lines = [] if self.conversation else [Line()]
         self._token_lines = []
         self._strips.clear()
-        for i in range(len(self.tokens)):
-            self._wrap_token(i)
+        for turn in self._turns:
+            turn.n_thinking = turn.thinking_takeovers = 0
+            turn.fold_line, turn.answering = None, False
+        if self.conversation and not self._turns and self.hint:
+            self._lines = [Line(deco=[(text, HINT)]) for text in wrap_plain(visible(self.hint), self._width)]
+        for k in range(len(self._turns)):
+            if self.conversation:
+                if k:
+                    self._lines.extend(self._make_tail(k - 1))
+                self._add_head(k)
+            for i in range(self._turns[k].first, self._end_of(k)):
+                self._lay(i)
+        self._tail = self._make_tail(len(self._turns) - 1) if self.conversation and self._turns else []
         self._resize()
         self.refresh()
 
+    def _end_of(self, k: int) -> int:
+        return self._turns[k + 1].first if k + 1 < len(self._turns) else len(self.tokens)
+
+    def _add_head(self, k: int) -> None:
+        """Turn ``k``'s user message (after the system prompt where it changed), and an open line for its response."""
+        width = self._width or self._wrap_width()
+        t = self._turns[k].transcript
+        before = self._turns[k - 1].transcript.system if k else ""
+        if k:
+            self._lines.append(Line(deco=[]))
+        if t.system != before:
+            label = "system: " if not k else "system, from here on: "
+            for text in wrap_plain(visible(label + (t.system or "(none)")), width - 2):
+                self._lines.append(Line(deco=[("┆ ", SYSTEM), (text, SYSTEM)]))
+            self._lines.append(Line(deco=[]))
+        for text in wrap_plain(visible(t.user_text), width - 2):
+            self._lines.append(Line(deco=[("▌ ", USER_BAR), (text, USER)], fill=USER))
+        self._lines.append(Line(deco=[]))
+        if t.reply_text is not None:  # a turn known only as its text
+            self._lines.extend(Line(deco=[(text, None)]) for text in wrap_plain(visible(t.reply_text), width))
+        self._lines.append(Line())
+
+    def _make_tail(self, k: int) -> list[Line]:
+        """Under turn ``k``: its divergence strip (where the reasoning model scored it) and a caption."""
+        self._tail_at = time.monotonic()
+        turn = self._turns[k]
+        tokens = self.tokens[turn.first : self._end_of(k)]
+        divergences = [t.divergence for t in tokens]
+        out = []
+        if any(d is not None for d in divergences):
+            takeovers = {i for i, t in enumerate(tokens) if t.source == "reasoning" and t.divergence is not None}
+            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold, self._width or self._wrap_width())
+            out += [Line(deco=bars), Line(deco=marks)]
+        if turn.transcript.reply_text is not None:
+            return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]
+        caption = stats_text(turn.transcript, rate=False)
+        top = largest(divergences)
+        if top is not None:
+            caption += f" · max {turn.transcript.request.divergence} {top:.2f}"
+        out += [Line(deco=[(text, CAPTION)]) for text in wrap_plain("── " + visible(caption), self._width or self._wrap_width())]
+        return out
+
     def _resize(self) -> None:
         self._sized_at = time.monotonic()
-        self.virtual_size = Size(self._width, len(self._lines))
+        self.virtual_size = Size(self._width, len(self._lines) + len(self._tail))
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         self.follow = new >= self.max_scroll_y  # scrolled up by the person: stop following
 
-    def _wrap_token(self, index: int) -> None:
-        text = self._texts[index]
-        first = len(self._lines) - 1
+    def _lay(self, index: int) -> None:
+        """Token ``index`` onto the lines: into its turn's fold while that is folded, else wrapped."""
+        k = self._turn_of[index]
+        turn = self._turns[k]
         width = self._width or self._wrap_width()
         self._width = width
-        if not text:
-            self._lines[-1].pieces.append((index, 0, 0))
-        offset = 0
-        for k, chunk in enumerate(text.split("\n")):
-            if k:  # a newline in the text closes the line
-                self._lines[-1].hard_break = True
-                self._lines.append(_Line())
-            start = offset
-            while start < offset + len(chunk):
-                line = self._lines[-1]
-                rest = text[start : offset + len(chunk)]
-                room = width - line.cells
-                n = _fit(rest, room)
-                if n == len(rest):
-                    line.pieces.append((index, start, start + n))
-                    line.cells += cell_len(rest)
-                    start += n
-                    break
-                space = rest.rfind(" ", 0, n + 1)
-                if space >= 0:  # break after the last space that fits
-                    n = space + 1
-                elif line.cells > 0 and self._ends_word(line):
-                    n = 0  # this token starts a new word: move it to the next line whole
-                elif line.cells == 0 and n == 0:
-                    n = 1  # a character wider than the whole line: let it overflow
-                if n:
-                    line.pieces.append((index, start, start + n))
-                    line.cells += cell_len(text[start : start + n])
-                    start += n
-                self._lines.append(_Line())
-            offset += len(chunk) + 1
-        self._token_lines.append((first, len(self._lines) - 1))
-
-    def _ends_word(self, line: _Line) -> bool:
-        i, a, b = line.pieces[-1]
-        return b > a and self._texts[i][b - 1] in " \t"
+        if channel_of(self.tokens[index]) == "thinking":
+            turn.n_thinking += 1
+            turn.thinking_takeovers += self.tokens[index].source == "reasoning" and turn.intervene
+            if turn.fold_line is None:
+                if self._lines[-1].pieces:
+                    self._lines.append(Line())
+                turn.fold_line = len(self._lines) - 1
+                self._lines[-1].fold = k
+                self._lines.append(Line())
+            self._strips.pop(turn.fold_line, None)
+            if turn.folded:
+                self._token_lines.append((turn.fold_line, turn.fold_line))
+                return
+        elif turn.fold_line is not None and not turn.answering:
+            if any(b > a for _, a, b in self._lines[-1].pieces):
+                self._lines.append(Line())  # the answer starts a line of its own
+            text = self._texts[index]
+            skip = len(text) - len(text.lstrip("\n"))  # the newlines between thinking and answer
+            turn.answering = skip < len(text)
+            self._token_lines.append(wrap_token(self._lines, self._texts, index, width, skip))
+            return
+        self._token_lines.append(wrap_token(self._lines, self._texts, index, width))
 
     def on_resize(self) -> None:
         if self._wrap_width() != self._width:
             self._rewrap()
 
+    # -- thinking --------------------------------------------------------------------------
+    def _folded(self, index: int) -> bool:
+        return self._turns[self._turn_of[index]].folded and channel_of(self.tokens[index]) == "thinking"
+
+    def toggle_thinking(self, turn: Optional[int] = None) -> bool:
+        """Fold or unfold turn ``turn``'s thinking, or every turn's (unfolding all if any is folded).
+        Returns whether thinking is now folded."""
+        with_thinking = [t for t in self._turns if t.n_thinking]
+        if turn is not None:
+            chosen = [self._turns[turn]]
+            folded = not chosen[0].folded
+        else:
+            chosen = with_thinking
+            folded = not any(t.folded for t in with_thinking) if with_thinking else not self.fold_thinking
+            self.fold_thinking = folded
+        for t in chosen:
+            t.folded = folded
+        keep = self.scroll_y
+        self._rewrap()
+        if self.follow and self.cursor is None:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.scroll_to(y=keep, animate=False, immediate=True)
+        return folded
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = self._top() + offset.y
+        if index < len(self._lines) and self._lines[index].fold is not None:
+            self.toggle_thinking(self._lines[index].fold)
+
     # -- rendering -------------------------------------------------------------------------
     def _style(self, index: int) -> Optional[Style]:
         token = self.tokens[index]
-        if token.source == "reasoning" and self.intervene:
-            return TAKEOVER
+        thinking = channel_of(token) == "thinking"
+        if token.source == "reasoning" and self._turns[self._turn_of[index]].intervene:
+            return THINKING_TAKEOVER if thinking else TAKEOVER
         if self.shade:
             bg = SHADES[shade_level(token.divergence)]
-            return Style(bgcolor=bg) if bg else None
-        return None
+            if bg:
+                return Style(bgcolor=bg) + THINKING if thinking else Style(bgcolor=bg)
+        return THINKING if thinking else None
+
+    def _fold_runs(self, k: int) -> list[Run]:
+        turn = self._turns[k]
+        words = f"thinking · {turn.n_thinking} token{'s' if turn.n_thinking != 1 else ''}"
+        if turn.thinking_takeovers:
+            words += f" · {turn.thinking_takeovers} takeover{'s' if turn.thinking_takeovers != 1 else ''}"
+        if turn.folded:
+            return [(f"▸ {words}  ({FOLD_KEY} or click: unfold)", FOLD)]
+        return [(f"▾ {words}  ({FOLD_KEY} or click: fold)", FOLD)]
+
+    def _segments(self, line: Line, base: Style, index: int) -> list[Segment]:
+        if line.fold is not None:
+            return [Segment(text, base + style) for text, style in self._fold_runs(line.fold)]
+        if line.deco is not None:
+            out = [Segment(text, base + style if style else base) for text, style in line.deco]
+            if line.fill is not None:
+                used = sum(s.cell_length for s in out)
+                out.append(Segment(" " * max(self._width - used, 0), base + line.fill))
+            return out
+        out = []
+        for i, a, b in line.pieces:
+            style = self._style(i)
+            if i == self.cursor:
+                style = (style + CURSOR) if style else CURSOR
+                piece = self._texts[i][a:b] or EMPTY_MARK
+            elif a == b:
+                continue
+            else:
+                piece = self._texts[i][a:b]
+            out.append(Segment(piece, base + style if style else base))
+        return out
+
+    def _top(self) -> int:
+        """The first line on display."""
+        if self.follow and self.cursor is None:  # the last lines, whatever the (lagging) virtual size says
+            return max(len(self._lines) + len(self._tail) - self.scrollable_content_region.height, 0)
+        return self.scroll_offset.y
 
     def render_lines(self, crop):
         # what every line of this pass shares, computed once rather than per line
-        self._pass = (self.rich_style, self.size.width, self.scrollable_content_region.height)
+        self._pass = (self.rich_style, self.size.width, self._top())
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        base, width, height = getattr(self, "_pass", None) or (self.rich_style, self.size.width, self.size.height)
-        scroll_x, scroll_y = self.scroll_offset
-        if self.follow and self.cursor is None:  # the last lines, whatever the (lagging) virtual size says
-            scroll_y = max(len(self._lines) - height, 0)
-        index = scroll_y + y
-        if index >= len(self._lines):
+        base, width, top = getattr(self, "_pass", None) or (self.rich_style, self.size.width, self._top())
+        scroll_x = self.scroll_offset.x
+        index = top + y
+        n = len(self._lines)
+        if index >= n + len(self._tail):
             return Strip.blank(width, base)
-        strip = self._strips.get(index)
-        if strip is None:
-            segments = []
-            for i, a, b in self._lines[index].pieces:
-                style = self._style(i)
-                if i == self.cursor:
-                    style = (style + CURSOR) if style else CURSOR
-                    piece = self._texts[i][a:b] or EMPTY_MARK
-                elif a == b:
-                    continue
-                else:
-                    piece = self._texts[i][a:b]
-                segments.append(Segment(piece, base + style if style else base))
-            strip = Strip(segments)
-            self._strips[index] = strip
+        if index >= n:  # the streaming turn's strip: a few lines, rebuilt as it grows
+            strip = Strip(self._segments(self._tail[index - n], base, index))
+        else:
+            strip = self._strips.get(index)
+            if strip is None:
+                strip = Strip(self._segments(self._lines[index], base, index))
+                self._strips[index] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
 
     def watch_shade(self, _old: bool, _new: bool) -> None:
@@ -259,6 +429,8 @@ class ResponseView(ScrollView, can_focus=True):
             return
         old = self.cursor
         self.cursor = None if index is None else max(0, min(index, len(self.tokens) - 1))
+        if self.cursor is not None and self._folded(self.cursor):
+            self.toggle_thinking(self._turn_of[self.cursor])  # a token inside folded thinking: unfold it to show it
         for i in (old, self.cursor):
             if i is not None:
                 first, last = self._token_lines[i]
@@ -266,22 +438,33 @@ class ResponseView(ScrollView, can_focus=True):
                     self._strips.pop(y, None)
         self.refresh()
         if self.cursor is not None:
-            self.post_message(self.CursorMoved(self.cursor, self.tokens[self.cursor]))
+            self.post_message(self.CursorMoved(self.cursor, self.tokens[self.cursor], self._turn_of[self.cursor]))
             line = self._token_lines[self.cursor][0]
             if not (self.scroll_y <= line < self.scroll_y + self.scrollable_content_region.height):
-                self.scroll_to(y=max(line - self.scrollable_content_region.height // 2, 0), animate=False)
+                self.scroll_to(y=max(line - self.scrollable_content_region.height // 2, 0), animate=False, immediate=True)
+
+    def _shown(self, index: int, step: int) -> Optional[int]:
+        """The first token from ``index`` on, in direction ``step``, that is not folded away."""
+        while 0 <= index < len(self.tokens):
+            if not self._folded(index):
+                return index
+            index += step
+        return None
 
     def action_move(self, step: int) -> None:
         if self.cursor is None:  # the first move puts the cursor on the last token (or the first)
-            self.set_cursor(len(self.tokens) - 1 if step < 0 else 0)
+            target = self._shown(len(self.tokens) - 1, -1) if step < 0 else self._shown(0, 1)
         else:
-            self.set_cursor(self.cursor + step)
+            target = self._shown(self.cursor + step, step)
+        if target is not None:
+            self.set_cursor(target)
 
     def action_jump(self, where: str) -> None:
-        self.set_cursor(0 if where == "start" else len(self.tokens) - 1)
+        target = self._shown(0, 1) if where == "start" else self._shown(len(self.tokens) - 1, -1)
+        self.set_cursor(target if target is not None else (0 if where == "start" else len(self.tokens) - 1))
 
     def action_takeover(self, step: int) -> None:
-        takeovers = [i for i, t in enumerate(self.tokens) if t.source == "reasoning"]
+        takeovers = [i for i, t in enumerate(self.tokens) if t.source == "reasoning" and self._turns[self._turn_of[i]].intervene]
         if not takeovers:
             self.notify("no takeovers in this response", severity="warning")
             return

@@ -1,4 +1,5 @@
-"""Generation settings: pair, mode, divergence, gate, threshold, budget, temperature, max tokens, seed."""
+"""Generation settings: the system prompt, pair, thinking, mode, divergence, gate, threshold, budget,
+temperature, max tokens, seed."""
 from __future__ import annotations
 
 import math
@@ -15,18 +16,25 @@ from tokint_local.gate import GATES
 from tokint_local.status import PairListing
 
 from ..plain import plain
+from .prompt import PromptArea
 
 NUMBER_FIELDS = ("threshold", "budget", "temperature", "max_tokens", "seed")
+# the chat template's enable_thinking (Qwen3 and its kin): left to the model, or set for every turn
+THINKING = {"model default": {}, "on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
 
 
 class SettingsPanel(VerticalScroll):
-    """The form; ``request(prompt)`` turns it into a GenerationRequest or raises InvalidParameter
-    naming the field (and the panel focuses that field)."""
+    """The form; ``request(prompt)`` or ``request(messages=...)`` turns it into a GenerationRequest or
+    raises InvalidParameter naming the field (and the panel focuses that field)."""
 
     def compose(self):
+        yield Label("system prompt")
+        yield PromptArea(id="system", soft_wrap=True, compact=True, placeholder="none")
         yield Label("pair")
         yield Select([], prompt="(connecting…)", id="pair", compact=True, allow_blank=True)
         yield Label("", id="pair-files", classes="hint")
+        yield Label("thinking (chat template)")
+        yield Select([(k, k) for k in THINKING], value="model default", allow_blank=False, id="thinking", compact=True)
         yield Label("mode")
         yield Select([(m, m) for m in MODES], value="intervene", allow_blank=False, id="mode", compact=True)
         yield Label("divergence")
@@ -90,12 +98,22 @@ class SettingsPanel(VerticalScroll):
         hint.update(plain("files missing: " + "; ".join(missing) if missing else "files present" + (", loaded" if pair.loaded else "")))
         hint.set_class(bool(missing), "error")
 
-    def request(self, prompt: str, **overrides) -> GenerationRequest:
+    @property
+    def system(self) -> str:
+        return self.query_one("#system", PromptArea).text
+
+    @system.setter
+    def system(self, text: str) -> None:
+        self.query_one("#system", PromptArea).text = text
+
+    def request(self, prompt: Optional[str] = None, **overrides) -> GenerationRequest:
+        """The form as a request for ``prompt``, or for ``messages=`` (a conversation) given among ``overrides``."""
         values = {name: self.query_one(f"#{name}", Input).value.strip() for name in NUMBER_FIELDS}
         pair = self.query_one("#pair", Select).value
         try:
             params = dict(
-                prompt=prompt,
+                prompt=None if "messages" in overrides else prompt,
+                chat_template_kwargs=dict(THINKING[self.query_one("#thinking", Select).value]),
                 pair=pair if isinstance(pair, str) else None,
                 mode=self.query_one("#mode", Select).value,
                 divergence=self.query_one("#divergence", Select).value,
