@@ -235,3 +235,23 @@ def test_generate_takes_a_system_prompt_and_a_messages_file(tiny_models_toml, ti
     refused = tokint("generate", "--local", "--models", str(tiny_models_toml), "--messages", str(bad), "hi")
     assert refused.returncode == 1 and "messages[0].role" in refused.stderr and "Traceback" not in refused.stderr
     assert "give a PROMPT" in tokint("generate", "--local", "--models", str(tiny_models_toml)).stderr
+
+
+async def test_a_conversation_goes_on_through_the_async_client(shared_daemon):
+    from tokint_local.client import AsyncClient
+    from tokint_local.conversation import Conversation
+
+    conversation = Conversation(system="Be brief.", pair="tiny", settings={"max_tokens": 4})
+    async with AsyncClient(shared_daemon.address) as client:
+        for question in ("one", "two"):
+            events = [e async for e in conversation.send_async(client, question)]
+            assert isinstance(events[-1], Summary)
+        stream = conversation.send_async(client, "three", max_tokens=2000, temperature=0.0)
+        async for event in stream:
+            if isinstance(event, TokenEvent):
+                await stream.cancel()
+            last = event
+    assert last.finish_reason in ("cancelled", "stop")
+    assert [t.user for t in conversation.turns] == ["one", "two", "three"]
+    assert conversation.turns[1].summary.cached_tokens["base"] > 0  # the second turn reused the first's cache
+    assert [m.role for m in conversation.messages()] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
