@@ -190,3 +190,68 @@ def test_a_refused_conversation_is_a_template_error_from_the_daemon(tmp_path, da
             assert answer(list(client.chat([{"role": "user", "content": "a"}], "alt", max_tokens=2)))[1].n_tokens >= 1
     finally:
         d.stop()
+
+
+# -- tokint generate ---------------------------------------------------------------------------------
+
+def tokint(*args, cwd=None):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-m", "tokint_local.cli", *args], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent.parent)
+
+
+def test_generate_takes_a_system_prompt_and_a_messages_file(tiny_models_toml, tiny_pair, tmp_path):
+    import json
+
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text(json.dumps(CONVERSATION))
+    done = tokint("generate", "--local", "--models", str(tiny_models_toml), "--messages", str(conversation),
+                  "--max-tokens", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    streamed = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = list(generate(tiny_pair, GenerationRequest(messages=CONVERSATION, max_tokens=5, reuse_prefix=False)))
+    assert [e["token_id"] for e in streamed[:-1]] == [e.token_id for e in expected[:-1]]
+
+    with_prompt = tokint("generate", "--local", "--models", str(tiny_models_toml), "--messages", str(conversation),
+                         "--system", "Other rules.", "--max-tokens", "3", "--json", "And one more.")
+    assert with_prompt.returncode == 1 and "ends with an unanswered user message" in with_prompt.stderr
+    conversation.write_text(json.dumps(CONVERSATION[:3]))
+    with_prompt = tokint("generate", "--local", "--models", str(tiny_models_toml), "--messages", str(conversation),
+                         "--system", "Other rules.", "--max-tokens", "3", "--json", "And one more.")
+    assert with_prompt.returncode == 0, with_prompt.stderr
+    asked = [{"role": "system", "content": "Other rules."}, *CONVERSATION[1:3], {"role": "user", "content": "And one more."}]
+    summary = json.loads(with_prompt.stdout.splitlines()[-1])
+    expected = list(generate(tiny_pair, GenerationRequest(messages=asked, max_tokens=3)))[-1]
+    assert summary["prompt_tokens"] == expected.prompt_tokens
+
+    system_only = tokint("generate", "--local", "--models", str(tiny_models_toml), "--system", "Be brief.",
+                         "--template-var", "enable_thinking=false", "--max-tokens", "2", "hello")
+    assert system_only.returncode == 0, system_only.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"role": "wizard", "content": "x"}]')
+    refused = tokint("generate", "--local", "--models", str(tiny_models_toml), "--messages", str(bad), "hi")
+    assert refused.returncode == 1 and "messages[0].role" in refused.stderr and "Traceback" not in refused.stderr
+    assert "give a PROMPT" in tokint("generate", "--local", "--models", str(tiny_models_toml)).stderr
+
+
+async def test_a_conversation_goes_on_through_the_async_client(shared_daemon):
+    from tokint_local.client import AsyncClient
+    from tokint_local.conversation import Conversation
+
+    conversation = Conversation(system="Be brief.", pair="tiny", settings={"max_tokens": 4})
+    async with AsyncClient(shared_daemon.address) as client:
+        for question in ("one", "two"):
+            events = [e async for e in conversation.send_async(client, question)]
+            assert isinstance(events[-1], Summary)
+        stream = conversation.send_async(client, "three", max_tokens=2000, temperature=0.0)
+        async for event in stream:
+            if isinstance(event, TokenEvent):
+                await stream.cancel()
+            last = event
+    assert last.finish_reason in ("cancelled", "stop")
+    assert [t.user for t in conversation.turns] == ["one", "two", "three"]
+    assert conversation.turns[1].summary.cached_tokens["base"] > 0  # the second turn reused the first's cache
+    assert [m.role for m in conversation.messages()] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]

@@ -89,3 +89,22 @@ def test_block_schedule_matches_lockstep_up_to_near_ties(real_pair):
         near_tie = any(abs(c[0][2] - c[1][2]) < 0.1 for x in (a, b) for c in x.top_k.values())
         assert near_threshold or near_tie, (prompt, first, a, b)
     assert identical >= 1
+
+
+def test_a_second_turn_depends_on_the_first_answer(real_pair):
+    """The pair picks a number, then repeats it; told it had picked another, it repeats that one."""
+    def answer(messages):
+        events = list(generate(real_pair, GenerationRequest(messages=messages, max_tokens=8)))
+        return "".join(e.text for e in events if isinstance(e, TokenEvent)).strip(), events[-1]
+
+    ask = {"role": "user", "content": "Pick a whole number between 10 and 99. Reply with the number only."}
+    repeat = {"role": "user", "content": "Which number did you pick? Reply with the number only."}
+    first, _ = answer([ask])
+    picked = "".join(ch for ch in first if ch.isdigit())
+    assert picked, first
+    second, summary = answer([ask, {"role": "assistant", "content": first}, repeat])
+    assert picked in second, (first, second)
+    assert summary.cached_tokens["base"] > 0  # the follow-up reused the first turn's cache
+    other = "73" if picked != "73" else "58"
+    told, _ = answer([ask, {"role": "assistant", "content": other}, repeat])
+    assert other in told and picked not in told, (other, told)

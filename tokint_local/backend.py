@@ -397,9 +397,11 @@ class LlamaModel:
         self._prompt = None
         self.truncate(start)
         logits = None
-        for at in range(start, len(key), self.n_batch):
-            chunk = key[at : at + self.n_batch]
-            logits = self.decode(chunk, rows=[len(chunk) - 1] if at + self.n_batch >= len(key) else [])
+        at = start
+        while at < len(key):  # chunks end where a from-scratch prefill's end: at multiples of n_batch
+            end = min((at // self.n_batch + 1) * self.n_batch, len(key))
+            logits = self.decode(key[at:end], rows=[end - at - 1] if end == len(key) else [])
+            at = end
         assert logits is not None
         self._prompt = (key, logits[0], start == 0)  # (tokens, logits, decoded from position 0)
         self.last_reused = start

@@ -1,0 +1,159 @@
+"""`tokint chat` driven through a pseudo-terminal, as a person types, against a real tokintd on tiny
+models: a three-turn conversation, Ctrl+C mid-answer (the session goes on), /reset, /set, /system,
+/save, /quit, Ctrl+D, and --resume of the recorded conversation."""
+import json
+import os
+import pty
+import re
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tokint_local.history import list_generations
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
+
+
+class Terminal:
+    """A child process on a pseudo-terminal: type into it, wait for what it shows."""
+
+    def __init__(self, argv, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: its terminal is the pty
+            os.chdir(ROOT)
+            os.execvpe(argv[0], argv, env)
+        self.seen = ""
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def expect(self, pattern: str, timeout: float = 30.0) -> re.Match:
+        """Wait until the screen text (escape sequences removed) after the last match shows ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(pattern, self.seen)
+            if found:
+                self.seen = self.seen[found.end():]
+                return found
+            left = deadline - time.monotonic()
+            assert left > 0, f"waited for {pattern!r}; the terminal shows:\n{self.seen[-2000:]}"
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:  # the child is gone
+                    data = b""
+                if not data and not found:
+                    assert re.search(pattern, self.seen), f"the program ended; it showed:\n{self.seen[-2000:]}"
+                self.seen += ANSI.sub("", data.decode("utf-8", "replace"))
+
+    def wait(self, timeout: float = 20.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.read(self.fd, 65536)
+            except OSError:
+                pass
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("tokint chat did not exit")
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(self.fd)
+
+
+@pytest.fixture
+def chat(daemon, tokint_models_env):
+    terminals = []
+
+    def start(*args):
+        argv = [sys.executable, "-m", "tokint_local.cli", "--connect", daemon.address, "--no-autostart", "chat", *args]
+        terminal = Terminal(argv, tokint_models_env)
+        terminals.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in terminals:
+        terminal.close()
+
+
+@pytest.fixture
+def tokint_models_env(tiny_models_toml, tokint_home):
+    env = dict(os.environ)
+    env.update({"TOKINT_MODELS": str(tiny_models_toml), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
+                "NO_COLOR": "1", "COLUMNS": "200", "LINES": "50", "TOKINT_HOME": str(tokint_home)})
+    return env
+
+
+def answered(terminal) -> str:
+    """Wait for an answer's summary line; its finish reason."""
+    return terminal.expect(r"\[\d+ tokens, \d+ takeovers[^\]]*finish: (\w+)")[1]
+
+
+def test_a_conversation_in_the_terminal(chat, tokint_home, tmp_path):
+    t = chat("--pair", "tiny-long", "--max-tokens", "6", "--system", "Be brief.")
+    t.expect(r"tokint chat: pair tiny-long")
+    t.expect(r"you>")
+    for question in ("first question", "second one", "and a third"):
+        t.type(question + "\r")
+        assert answered(t) in ("length", "stop")
+        t.expect(r"you>")
+    generations = list_generations()
+    assert [g["turn"] for g in generations] == [2, 1, 0] and len({g["conversation"] for g in generations}) == 1
+    first_conversation = generations[0]["conversation"]
+
+    t.type("/set max_tokens 3000\r")  # long enough to be interrupted
+    t.expect(r"max_tokens = 3000")
+    t.type("tell me everything\r")
+    t.expect(r"tell me everything\n.{20}", timeout=30)  # the answer has begun
+    t.type("\x03")  # Ctrl+C: the answer stops, the session goes on
+    assert answered(t) == "cancelled"
+    t.expect(r"you>")
+    t.type("/set max_tokens 4\r")
+    t.expect(r"max_tokens = 4")
+    t.type("/set threshold banana\r")
+    t.expect(r"threshold: not a float")
+    t.type("/save " + str(tmp_path / "saved.json") + "\r")
+    t.expect(r"saved 4 turns")
+
+    t.type("/reset\r")
+    t.expect(r"a new conversation")
+    t.type("/system You are terse.\r")
+    t.expect(r"system prompt set")
+    t.type("hello again\r")
+    answered(t)
+    t.expect(r"you>")
+    t.type("/quit\r")
+    assert t.wait() == 0
+
+    saved = json.loads((tmp_path / "saved.json").read_text())
+    assert [turn["user"] for turn in saved["turns"]] == ["first question", "second one", "and a third", "tell me everything"]
+    assert saved["turns"][-1]["summary"]["finish_reason"] == "cancelled" and saved["system"] == "Be brief."
+    latest = list_generations()[0]
+    assert latest["conversation"] != first_conversation and latest["turn"] == 0 and latest["prompt"] == "hello again"
+
+    again = chat("--resume", first_conversation[:10])  # continue the first conversation; Ctrl+D leaves
+    again.expect(r"you> first question")
+    again.expect(r"you> tell me everything")
+    again.expect(r"you>")
+    again.type("one more\r")
+    answered(again)
+    again.expect(r"you>")
+    again.type("\x04")
+    assert again.wait() == 0
+    latest = list_generations()[0]
+    assert (latest["conversation"], latest["turn"], latest["prompt"]) == (first_conversation, 4, "one more")
+    assert (tokint_home / "chat_history").read_text().count("first question") == 1  # input history, kept on disk
