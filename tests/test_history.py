@@ -102,7 +102,7 @@ def test_schema_migrates_forward(tmp_path):
     writer = HistoryWriter(path)
     writer.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert "schedule" in [r[1] for r in db.execute("PRAGMA table_info(generations)")]
     assert db.execute("SELECT prompt FROM generations WHERE id = 'old'").fetchone()[0] == "hi"
     db.close()

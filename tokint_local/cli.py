@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import signal
 import sys
 from typing import Any, Callable, Optional, Sequence, TextIO
 
 from .divergence import DIVERGENCES
-from .errors import TokintError
+from .errors import InvalidParameter, TokintError
 from .addresses import is_local
 from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
@@ -43,12 +44,28 @@ def _budget(text: str) -> Optional[int]:
 GIVEN = argparse.SUPPRESS  # a flag not given leaves the pair's default (then the global one) in place
 
 
+def _template_var(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"not NAME=VALUE: {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
+
+
 def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that make a GenerationRequest; shared by every command that generates.
 
     Flags that are not given fall back to the pair's [pairs.NAME.defaults], then to tokint's.
     """
-    p.add_argument("prompt", help="the prompt; '-' reads it from standard input")
+    p.add_argument("prompt", nargs="?", help="the prompt; '-' reads it from standard input (after --messages: the next user message)")
+    p.add_argument("--system", metavar="TEXT", default=GIVEN, help="a system prompt before the conversation")
+    p.add_argument("--messages", metavar="FILE.json", default=GIVEN,
+                   help="a conversation: a JSON list of {role, content} messages (or a file `tokint chat` saved); "
+                        "it ends with the user's message unless PROMPT is given")
+    p.add_argument("--template-var", metavar="NAME=VALUE", action="append", default=GIVEN, type=_template_var,
+                   help="a variable for the models' chat templates, e.g. enable_thinking=false (VALUE is JSON, else text; repeatable)")
     p.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use (default: $TOKINT_MODELS or the shipped one)")
     p.add_argument("--pair", help="model pair from models.toml (default: the file's default_pair)")
     p.add_argument("--mode", choices=MODES, default=GIVEN, help="who writes the response (default: intervene)")
@@ -104,14 +121,51 @@ def request_fields(args: argparse.Namespace, stdin: TextIO, err: Optional[TextIO
     err = err or sys.stderr
     if args.prompt == "-":
         prompt = as_text(stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read(), "the prompt", err)
-    else:
+    elif args.prompt is not None:
         prompt = as_text(args.prompt, "the prompt", err)
+    else:
+        prompt = None
     fields: dict[str, Any] = {"prompt": prompt, "pair": args.pair}
+    if hasattr(args, "messages") or hasattr(args, "system"):
+        fields.pop("prompt")
+        fields["messages"] = conversation_messages(args, prompt, err)
+    elif prompt is None:
+        raise InvalidParameter("give a PROMPT (or --messages FILE.json)")
+    if hasattr(args, "template_var"):
+        fields["chat_template_kwargs"] = dict(args.template_var)
     fields.update({name: getattr(args, name) for name in REQUEST_FLAGS if hasattr(args, name)})
     if "stop" in fields:
         fields["stop"] = tuple(as_text(s, "a --stop text", err) for s in fields["stop"])
     GenerationRequest(**fields)  # bad values fail here, before any model loads
     return fields
+
+
+def conversation_messages(args: argparse.Namespace, prompt: Optional[str], err: TextIO) -> list[dict[str, str]]:
+    """The messages of --messages FILE (and --system, and the PROMPT as the next user message)."""
+    from .conversation import Conversation
+
+    messages: list[dict[str, str]] = []
+    if hasattr(args, "messages"):
+        try:
+            body = json.loads(open(args.messages, "rb").read().decode("utf-8", "replace"))
+        except OSError as exc:
+            raise InvalidParameter(f"--messages: cannot read {args.messages}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise InvalidParameter(f"--messages: {args.messages} is not JSON: {exc}") from None
+        if isinstance(body, dict) and "messages" in body:
+            body = body["messages"]
+        if not isinstance(body, list):
+            raise InvalidParameter(f"--messages: {args.messages} must hold a list of {{role, content}} messages")
+        if body and isinstance(body[-1], dict) and body[-1].get("role") == "user" and prompt is None:
+            last, body = body[-1], body[:-1]  # checked below as a conversation, then asked
+            prompt = last.get("content")
+        messages = [m.to_wire() for m in Conversation.from_messages(body).messages()]
+    if hasattr(args, "system"):
+        messages = [m for m in messages if m["role"] != "system"]
+        messages.insert(0, {"role": "system", "content": as_text(args.system, "--system", err)})
+    if prompt is None:
+        raise InvalidParameter("the conversation ends without a user message to answer; give a PROMPT")
+    return messages + [{"role": "user", "content": prompt}]
 
 
 def run_local_generation(args: argparse.Namespace, fields: dict[str, Any], emit: Callable[[Any], None], err: TextIO) -> int:
@@ -153,8 +207,11 @@ def run_daemon_generation(args: argparse.Namespace, fields: dict[str, Any], emit
         if args.connect is None or is_local(args.connect):
             ensure_pair_files(load_models(args.models).pair(fields["pair"]), err)  # the daemon reads the same files
         params = dict(fields)
-        prompt, pair = params.pop("prompt"), params.pop("pair")
-        stream = client.generate(prompt, pair, **params)  # the daemon fills in the pair's defaults
+        pair = params.pop("pair")
+        if "messages" in params:
+            stream = client.chat(params.pop("messages"), pair, **params)
+        else:  # the daemon fills in the pair's defaults
+            stream = client.generate(params.pop("prompt"), pair, **params)
         try:
             for event in stream:
                 emit(event)
@@ -234,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_daemon_arguments(status, local=False)
     status.set_defaults(func=cmd_status)
+    from .cli_chat import add_parsers as add_chat_parsers
     from .cli_history import add_parsers as add_history_parsers
     from .cli_pairs import add_parsers
     from .cli_research import add_parsers as add_research_parsers
@@ -241,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
     add_research_parsers(sub)
     add_history_parsers(sub)
+    add_chat_parsers(sub)
     stop = sub.add_parser("shutdown", help="stop the running tokintd")
     _add_daemon_arguments(stop, local=False)
     stop.set_defaults(func=cmd_shutdown)

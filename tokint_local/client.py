@@ -12,6 +12,7 @@ generation; a killed one has it cancelled by the daemon. A daemon that stops ans
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from pathlib import Path
@@ -321,6 +322,7 @@ class Generation:
         self._stream = stream
         self.id = stream.id
         self.request = stream.request
+        self._pending: Optional[concurrent.futures.Future] = None
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
@@ -331,10 +333,22 @@ class Generation:
         return self
 
     def __next__(self) -> StreamEvent:
+        # A wait cut short (Ctrl+C) leaves its request for the next event running: the next call takes
+        # that event, so nothing is lost, the summary least of all.
+        if self._pending is None:
+            self._pending = asyncio.run_coroutine_threadsafe(self._stream.__anext__(), self._client._loop)
         try:
-            return self._client._run(self._stream.__anext__())
+            event = self._pending.result()
         except StopAsyncIteration:
+            self._pending = None
             raise StopIteration from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            self._pending = None
+            raise
+        self._pending = None
+        return event
 
     def cancel(self) -> None:
         self._client._run(self._stream.cancel())

@@ -4,7 +4,11 @@ tokintd writes every generation as it goes: the request and settings when it sta
 (source, divergence, entropy, time) in small batches, the summary and finish reason at the end.
 A daemon that dies mid-generation leaves that generation "running"; the next time the store is
 opened for writing it is marked "incomplete", with the tokens that reached the disk. Readers
-(`tokint history`, tokint-tui) open the same file read-only.
+(`tokint history`, `tokint chat --resume`, tokint-tui) open the same file read-only.
+
+A turn of a conversation is a generation with the conversation's id (chosen by the client) and its
+turn index (0 for the first answer; the number of user messages before the last). Its request holds
+the whole conversation up to that turn, so the latest turn and its response are the conversation.
 
 Schema versions migrate forward: MIGRATIONS[n] takes a version-n database to version n + 1.
 """
@@ -18,10 +22,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .config import tokint_home
 from .errors import TokintError
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 log = logging.getLogger("tokint.history")
 
@@ -42,6 +49,13 @@ MIGRATIONS = [
     """
     ALTER TABLE generations ADD COLUMN schedule TEXT;
     CREATE INDEX generations_created ON generations (created DESC);
+    """,
+    # 2 -> 3: conversations (the client's conversation id and the turn's index) and each token's channel
+    """
+    ALTER TABLE generations ADD COLUMN conversation TEXT;
+    ALTER TABLE generations ADD COLUMN turn INTEGER;
+    ALTER TABLE tokens ADD COLUMN channel TEXT;
+    CREATE INDEX generations_conversation ON generations (conversation, created);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -115,15 +129,17 @@ class HistoryWriter:
 
     # -- called from any thread (the llama thread, the loop) --------------------------------
     def begin(self, gen_id: str, pair: str, request: dict) -> None:
-        prompt = request.get("prompt")
-        if prompt is None and request.get("messages"):  # a conversation: the message it answers
-            prompt = request["messages"][-1].get("content")
-        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), prompt,
-                                   json.dumps(request), "running", request.get("schedule"))))
+        prompt, turn = request.get("prompt"), None
+        messages = request.get("messages")
+        if prompt is None and messages:  # a conversation: the message it answers
+            prompt = messages[-1].get("content")
+            turn = sum(1 for m in messages if m.get("role") == "user") - 1
+        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), prompt, json.dumps(request),
+                                   "running", request.get("schedule"), request.get("conversation_id"), turn)))
 
     def token(self, gen_id: str, event: dict) -> None:
         self._queue.put(("token", (gen_id, event["position"], event["token_id"], event["text"], event["source"],
-                                   event.get("divergence"), event.get("base_entropy"), event.get("t"))))
+                                   event.get("divergence"), event.get("base_entropy"), event.get("t"), event.get("channel"))))
 
     def end(self, gen_id: str, summary: Optional[dict] = None, error: Optional[str] = None) -> None:
         self._queue.put(("end", (gen_id, summary, error)))
@@ -162,9 +178,11 @@ class HistoryWriter:
         try:
             with self._db:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO generations (id, created, pair, mode, prompt, request, state, schedule) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", p.begins)
-                self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)", p.tokens)
+                    "INSERT OR REPLACE INTO generations (id, created, pair, mode, prompt, request, state, schedule, "
+                    "conversation, turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p.begins)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO tokens (generation, position, token_id, text, source, divergence, "
+                    "base_entropy, t, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", p.tokens)
                 for gen_id, summary, error in p.ends:
                     s = summary or {}
                     self._db.execute(
@@ -188,13 +206,42 @@ class HistoryWriter:
 
 
 def list_generations(limit: int = 20, path: Optional[Path] = None) -> list[dict[str, Any]]:
+    """The most recent generations, newest first (``conversation`` and ``turn`` are None outside a conversation)."""
     db = _connect(path or history_path(), readonly=True)
     try:
-        rows = db.execute("SELECT id, created, pair, mode, prompt, state, finish_reason, n_tokens, n_takeovers, ended "
-                          "FROM generations ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        rows = db.execute("SELECT id, created, pair, mode, prompt, state, finish_reason, n_tokens, n_takeovers, ended, "
+                          "conversation, turn FROM generations ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [dict(r) for r in rows]
     finally:
         db.close()
+
+
+def list_conversations(limit: int = 20, path: Optional[Path] = None) -> list[dict[str, Any]]:
+    """The most recent conversations, newest first: id, started, updated, turns, pair, first and last user message."""
+    db = _connect(path or history_path(), readonly=True)
+    try:
+        rows = db.execute(
+            "SELECT conversation AS id, MIN(created) AS started, MAX(created) AS updated, MAX(turn) + 1 AS turns, "
+            "COUNT(*) AS generations, MAX(pair) AS pair, "
+            "(SELECT prompt FROM generations f WHERE f.conversation = g.conversation ORDER BY created LIMIT 1) AS first, "
+            "(SELECT prompt FROM generations l WHERE l.conversation = g.conversation ORDER BY created DESC LIMIT 1) AS last "
+            "FROM generations g WHERE conversation IS NOT NULL GROUP BY conversation ORDER BY updated DESC LIMIT ?",
+            (limit,)).fetchall()
+        return [dict(r) for r in rows]
+    finally:
+        db.close()
+
+
+def _generation(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["request"] = json.loads(out["request"]) if out["request"] else None
+    out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+    out["tokens"] = [dict(r) for r in db.execute(
+        "SELECT position, token_id, text, source, divergence, base_entropy, t, channel FROM tokens WHERE generation = ? "
+        "ORDER BY position", (out["id"],))]
+    for token in out["tokens"]:
+        token["channel"] = token["channel"] or "answer"  # recorded before channels existed
+    return out
 
 
 def show_generation(gen_id: str, path: Optional[Path] = None) -> dict[str, Any]:
@@ -207,12 +254,74 @@ def show_generation(gen_id: str, path: Optional[Path] = None) -> dict[str, Any]:
             raise HistoryError(f"no generation {gen_id!r} in the history")
         if len(rows) > 1:
             raise HistoryError(f"{gen_id!r} matches several generations; give more of the id")
-        out = dict(rows[0])
-        out["request"] = json.loads(out["request"]) if out["request"] else None
-        out["summary"] = json.loads(out["summary"]) if out["summary"] else None
-        out["tokens"] = [dict(r) for r in db.execute(
-            "SELECT position, token_id, text, source, divergence, base_entropy, t FROM tokens WHERE generation = ? "
-            "ORDER BY position", (out["id"],))]
-        return out
+        return _generation(db, rows[0])
     finally:
         db.close()
+
+
+def find_conversation(conv_id: str, path: Optional[Path] = None) -> Optional[str]:
+    """The full id of the conversation ``conv_id`` (a unique prefix) names, or None."""
+    db = _connect(path or history_path(), readonly=True)
+    try:
+        rows = db.execute("SELECT DISTINCT conversation FROM generations WHERE conversation LIKE ? LIMIT 2",
+                          (conv_id.replace("%", "") + "%",)).fetchall()
+    finally:
+        db.close()
+    if len(rows) > 1:
+        raise HistoryError(f"{conv_id!r} matches several conversations; give more of the id")
+    return rows[0][0] if rows else None
+
+
+def show_conversation(conv_id: str, path: Optional[Path] = None) -> dict[str, Any]:
+    """A conversation: every generation recorded for it (each with its request and tokens), oldest first.
+
+    A turn answered again (the same turn index twice) appears each time; ``turns`` keeps the latest
+    answer of each turn that leads to the conversation's last one.
+    """
+    found = find_conversation(conv_id, path)
+    if found is None:
+        raise HistoryError(f"no conversation {conv_id!r} in the history")
+    db = _connect(path or history_path(), readonly=True)
+    try:
+        generations = [_generation(db, r) for r in db.execute(
+            "SELECT * FROM generations WHERE conversation = ? ORDER BY created", (found,))]
+    finally:
+        db.close()
+    latest: dict[int, dict[str, Any]] = {}
+    for g in generations:
+        latest[g["turn"] if g["turn"] is not None else len(latest)] = g
+    last = generations[-1]
+    turns = [latest[i] for i in sorted(latest) if i <= (last["turn"] or 0)]
+    return {"id": found, "pair": last["pair"], "generations": generations, "turns": turns}
+
+
+def conversation_from_history(conv_id: str, path: Optional[Path] = None) -> "Conversation":
+    """The recorded conversation, ready to go on: its messages up to the last turn, that turn's response,
+    the pair and the settings it ran with; each turn's token events where its generation is recorded."""
+    from .conversation import Conversation, Turn
+    from .events import GenerationRequest, Summary, TokenEvent
+
+    shown = show_conversation(conv_id, path)
+    last = shown["turns"][-1]
+    request = last["request"] or {}
+    messages = list(request.get("messages") or [])
+    response = "".join(t["text"] or "" for t in last["tokens"])
+    conversation = Conversation.from_messages(messages + [{"role": "assistant", "content": response}])
+    conversation.id, conversation.pair = shown["id"], shown["pair"]
+    kept = ("mode", "divergence", "threshold", "budget", "max_tokens", "temperature", "top_k", "top_p", "max_position",
+            "min_base_entropy", "schedule", "chat_template_kwargs")
+    defaults = GenerationRequest(prompt="-").to_wire()
+    conversation.settings = {k: request[k] for k in kept if k in request and request[k] != defaults.get(k)}
+    recorded = {g["turn"]: g for g in shown["turns"] if g["turn"] is not None}
+    for i, turn in enumerate(conversation.turns):
+        g = recorded.get(i)
+        if g is None or (g["request"] or {}).get("messages", [{}])[-1].get("content") != turn.user:
+            continue
+        turn.generation_id = g["id"]
+        turn.tokens = [TokenEvent(position=t["position"], token_id=t["token_id"], text=t["text"] or "", source=t["source"],
+                                  divergence=t["divergence"], base_entropy=t["base_entropy"], budget_left=None,
+                                  t=t["t"] or 0.0, channel=t["channel"]) for t in g["tokens"]]
+        turn.summary = Summary.from_wire(g["summary"]) if g["summary"] else None
+        if i < len(conversation.turns) - 1 and "".join(t.text for t in turn.tokens) != turn.response:
+            turn.tokens = []  # the conversation went on with another text for this turn (edited): keep its words
+    return conversation
