@@ -1,6 +1,6 @@
 """Streaming over the OpenAI-compatible HTTP API against the ZeroMQ client, same daemon, same run.
 
-    python bench/http_speed.py [--tokens 128] [--threads 2] [--prompts 3]
+    python bench/http_speed.py [--tokens 128] [--threads 2] [--prompts 3] [--models FILE --pair NAME]
 
 Starts a real tokintd (subprocess) with the real pair preloaded, serving ZeroMQ on an ipc socket
 and HTTP on a loopback port. For each prompt and mode it runs the same greedy request through the
@@ -13,7 +13,8 @@ not compared: the second of two identical requests reuses the first one's prompt
 - the request's send time) - the engine's own ``t`` for it (from the daemon's history, the same
 source for both): how late it reaches the client after the engine produced it. The added latency
 per token is HTTP's lag minus ZeroMQ's at the same position of the same (greedy, identical)
-response.
+response. ``--models``/``--pair`` run another pair instead (a tiny one shows what each transport
+costs per token when the engine is nearly free).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from tokint_local.errors import DaemonUnavailable  # noqa: E402
 from tokint_local.events import TokenEvent  # noqa: E402
 from tokint_local.history import show_generation  # noqa: E402
 
-MODEL = "bench"
+MODEL = "bench"  # the pair's name in the daemon (--pair renames it)
 
 
 def through_zmq(client: Client, prompt: str, mode: str, n: int) -> dict:
@@ -87,10 +88,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_daemon(folder: Path, threads: int) -> tuple[subprocess.Popen, str, str, Path]:
-    models = folder / "models.toml"
-    models.write_text(f'[pairs.{MODEL}]\nbase = {{ path = "{BASE}", n_threads = {threads} }}\n'
-                      f'reasoning = {{ path = "{REASONING}", n_threads = {threads} }}\n')
+def start_daemon(folder: Path, threads: int, models: Path | None) -> tuple[subprocess.Popen, str, str, Path]:
+    if models is None:
+        models = folder / "models.toml"
+        models.write_text(f'[pairs.{MODEL}]\nbase = {{ path = "{BASE}", n_threads = {threads} }}\n'
+                          f'reasoning = {{ path = "{REASONING}", n_threads = {threads} }}\n')
     address, port, home = f"ipc://{folder}/d.sock", free_port(), folder / "home"
     home.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "--models", str(models), "--bind", address,
@@ -115,10 +117,16 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=3)
+    ap.add_argument("--models", type=Path, help="a models.toml to serve instead of the real pair")
+    ap.add_argument("--pair", help="the pair of --models to run")
     args = ap.parse_args()
-    require_models()
+    global MODEL
+    if args.models:
+        MODEL = args.pair
+    else:
+        require_models()
     folder = Path(tempfile.mkdtemp(prefix="tkh", dir="/tmp"))
-    proc, address, base_url, home = start_daemon(folder, args.threads)
+    proc, address, base_url, home = start_daemon(folder, args.threads, args.models)
     results = {m: {"zmq": [], "http": [], "added": [], "ratios": []} for m in ("base", "intervene")}
     load_before = os.getloadavg()[0]
     try:
@@ -153,7 +161,7 @@ def main() -> None:
         rows.append([mode, zt, ht, ht / zt, statistics.median(r["ratios"]),
                      1000 * statistics.median(zlag), 1000 * statistics.median(hlag),
                      1000 * statistics.median(r["added"]), 1000 * statistics.quantiles(r["added"], n=20)[-1]])
-    print(f"\nqwen2.5-coder pair, CPU ({machine()}), {args.threads} threads, greedy, {args.tokens} tokens, "
+    print(f"\n{args.pair or 'qwen2.5-coder'} pair, CPU ({machine()}), {args.threads} threads, greedy, {args.tokens} tokens, "
           f"{args.prompts} prompts, commit {git_rev()}, load average {load_before:.1f} before / {load_after:.1f} after\n")
     print(table(["mode", "ZeroMQ tok/s", "HTTP tok/s", "ratio", "paired ratio", "lag ZeroMQ median ms",
                  "lag HTTP median ms", "added median ms", "added p95 ms"], rows))
