@@ -259,7 +259,9 @@ class ResponseView(ScrollView, can_focus=True):
         out = []
         if any(d is not None for d in divergences):
             takeovers = {i for i, t in enumerate(tokens) if t.source == "reasoning" and t.divergence is not None}
-            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold, self._width or self._wrap_width())
+            thinking = next((i for i, t in enumerate(tokens) if channel_of(t) != "thinking"), len(tokens))
+            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold,
+                                     self._width or self._wrap_width(), thinking)
             out += [Line(deco=bars), Line(deco=marks)]
         if turn.transcript.reply_text is not None:
             return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]
