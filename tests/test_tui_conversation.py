@@ -216,7 +216,16 @@ async def test_exports_hold_every_turn(daemon, tokint_home):
         json_file, md_file = sorted((tokint_home / "exports").iterdir())
         body = json.loads(json_file.read_text())
         turns = app.screen.conversation.turns
-        assert body["conversation_id"] == app.screen.conversation.id and len(body["turns"]) == 2
+        assert body["format"] == "tokint-conversation" and body["id"] == app.screen.conversation.id and len(body["turns"]) == 2
+        assert body["messages"] == exchange(turns[0]) + exchange(turns[1])
+        assert [(t["user"], t["response"]) for t in body["turns"]] == [(t.user_text, t.text) for t in turns]
+        try:  # tokint chat's /load reads it (tokint_local.conversation comes with the conversations branch)
+            from tokint_local.conversation import Conversation as Saved
+        except ImportError:
+            Saved = None
+        if Saved is not None:
+            loaded = Saved.load(json_file)
+            assert loaded.id == body["id"] and [m.to_wire() for m in loaded.messages()] == body["messages"]
         assert body["turns"][1]["request"]["messages"] == exchange(turns[0]) + [{"role": "user", "content": "beta prompt"}]
         assert ["".join(t["text"] for t in turn["tokens"]) for turn in body["turns"]] == [t.text for t in turns]
         markdown = md_file.read_text()
@@ -270,6 +279,8 @@ async def test_a_conversation_rebuilt_from_part_of_the_history_shows_earlier_tur
 def thinking_daemon(tmp_path, daemon_address):
     """A tokintd on a scripted pair whose template thinks as Qwen3's does (tests/test_thinking.py): to
     "hi" it writes <think>hm</think>, two newlines, OK; the reasoning model takes over h and K."""
+    if not hasattr(TokenEvent, "channel"):
+        pytest.skip("token events carry no channel yet (the conversations branch adds it)")
     from gguf_factory import write_scripted_pair
     from test_thinking import BASE_SCRIPT, QWEN3_LIKE, REASONING_SCRIPT
 
@@ -337,3 +348,14 @@ async def test_thinking_is_dimmed_and_folded_apart_from_the_answer(thinking_daem
         await pilot.pause(0.1)
         [markdown] = (tokint_home / "exports").iterdir()
         assert "> *thinking (4 tokens)*\n>\n> <think>**h**m</think>\n\nO**K**" in markdown.read_text()
+    # reopened from the history, the turns keep their channels: thinking folded again
+    app = TokintApp(thinking_daemon.address, autostart=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+        history = app.screen.query_one("#history")
+        await wait_for(pilot, lambda: len(history.query(HistoryItem)) == 1)
+        history.index = 0
+        history.action_select_cursor()
+        await pilot.pause(0.1)
+        assert user_turns(app) == ["hi", "again", "no thinking"]
+        assert screen_text(app).count("▸ thinking · 4 tokens · 1 takeover") == 2
