@@ -80,3 +80,23 @@ async def test_cursor_jumps_between_takeovers_and_follows_the_view():
         assert view.cursor == 5  # wraps around
         await pilot.press("left")
         assert view.cursor == 4
+
+
+class ConversationApp(App):
+    def compose(self):
+        yield ResponseView(id="view", conversation=True)
+
+
+async def test_a_turn_reopened_while_it_streams_gets_no_token_twice():
+    from tokint_local.events import GenerationRequest
+    from tui.transcript import Transcript
+
+    words = [f" w{i}" for i in range(12)]
+    running = Transcript(GenerationRequest(messages=[{"role": "user", "content": "go"}]), tokens=tokens(words)[:8])
+    app = ConversationApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.query_one(ResponseView)
+        view.show_conversation([running])  # reopened: 8 tokens so far, of which 5..7 are still in a message in flight
+        view.append(tokens(words)[5:])
+        await pilot.pause()
+        assert view.shown_text() == "".join(words) and len(view.tokens) == 12

@@ -49,8 +49,14 @@ class Conversation:
 
     # -- exports ---------------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"conversation_id": self.id, "created": self.created, "system": self.system,
-                "turns": [t.to_json() for t in self.turns]}
+        """The format of ``tokint chat``'s /save (``tokint-conversation``; /load and ``tokint_local.conversation``
+        read it), each turn also holding the request it was sent with, its state and every token."""
+        last = self.last.request if self.last else None
+        return {"format": "tokint-conversation", "version": 1, "id": self.id, "pair": last.pair if last else None,
+                "system": self.system, "created": self.created,
+                "messages": [m.to_wire() for m in self.messages("", self.system)[:-1]],
+                "turns": [{"user": t.user_text, "response": t.text, "generation_id": t.id or None, **t.to_json()}
+                          for t in self.turns]}
 
     def to_markdown(self) -> str:
         lines = [f"# tokint: {self.title(60)}", "",

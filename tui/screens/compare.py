@@ -18,7 +18,7 @@ from ..messages import TranscriptFinished, TranscriptUpdated
 from ..plain import plain
 from ..stream import stream_transcript
 from ..transcript import Transcript
-from ..widgets.response import ResponseView
+from ..widgets.response import FOLD_KEY, ResponseView
 from ..widgets.stats import StatsLine
 
 
@@ -26,6 +26,7 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("escape", "cancel_or_close", "Cancel / back", priority=True),
         Binding("ctrl+t", "shade", "Shade"),
+        Binding(FOLD_KEY.lower(), "thinking", "Thinking"),
     ]
 
     def __init__(self, link: DaemonLink, request: GenerationRequest) -> None:
@@ -92,3 +93,7 @@ class CompareScreen(Screen):
     def action_shade(self) -> None:
         for view in self.query(ResponseView):
             view.shade = not view.shade
+
+    def action_thinking(self) -> None:
+        for view in self.query(ResponseView):
+            view.toggle_thinking()

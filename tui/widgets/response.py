@@ -161,10 +161,15 @@ class ResponseView(ScrollView, can_focus=True):
         self.settle()
 
     def append(self, tokens: list[TokenEvent]) -> None:
-        """Add streamed tokens to the last turn (the view keeps showing the end if it was)."""
-        if not tokens:
+        """Add streamed tokens to the last turn (the view keeps showing the end if it was). Tokens it
+        holds already (the turn was shown while its stream had tokens in flight) are not added twice."""
+        if not self._turns:
             return
         turn = len(self._turns) - 1
+        held = len(self.tokens) - self._turns[turn].first
+        tokens = [t for t in tokens if t.position >= held]
+        if not tokens:
+            return
         first_dirty = len(self._lines) - 1
         for token in tokens:
             self.tokens.append(token)
@@ -259,7 +264,9 @@ class ResponseView(ScrollView, can_focus=True):
         out = []
         if any(d is not None for d in divergences):
             takeovers = {i for i, t in enumerate(tokens) if t.source == "reasoning" and t.divergence is not None}
-            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold, self._width or self._wrap_width())
+            thinking = next((i for i, t in enumerate(tokens) if channel_of(t) != "thinking"), len(tokens))
+            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold,
+                                     self._width or self._wrap_width(), thinking)
             out += [Line(deco=bars), Line(deco=marks)]
         if turn.transcript.reply_text is not None:
             return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]

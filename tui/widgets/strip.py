@@ -11,15 +11,19 @@ from rich.style import Style
 BARS = " ▁▂▃▄▅▆▇█"
 BELOW = Style(color="#5fd7ff")
 ABOVE = Style(color="#ff5f5f")
+THINKING_BELOW = Style(color="#3a7f96")  # positions inside a thinking segment: the same colours, dimmed
+THINKING_ABOVE = Style(color="#a04545")
 UNSCORED = Style(color="#606060")
 MARK = Style(bold=True, color="#ffc040")
 
 Run = tuple[str, Style]
 
 
-def strip_rows(divergences: list[Optional[float]], takeovers: set[int], threshold: float, width: int) -> tuple[list[Run], list[Run]]:
+def strip_rows(divergences: list[Optional[float]], takeovers: set[int], threshold: float, width: int,
+               thinking: int = 0) -> tuple[list[Run], list[Run]]:
     """The bars row and the marks row at ``width`` cells: one column per position, or per bucket of
-    positions when they outnumber the columns (a bucket shows its largest divergence)."""
+    positions when they outnumber the columns (a bucket shows its largest divergence). The first
+    ``thinking`` positions (a thinking segment) are dimmed."""
     width = max(width, 1)
     n = len(divergences)
     if n == 0:
@@ -36,7 +40,8 @@ def strip_rows(divergences: list[Optional[float]], takeovers: set[int], threshol
             bars.append(("·" * cells, UNSCORED))
         else:
             level = len(BARS) - 1 if not math.isfinite(d) else max(1, round(d / top * (len(BARS) - 1)))
-            bars.append((BARS[level] * cells, ABOVE if d >= threshold else BELOW))
+            dim = hi <= thinking
+            bars.append((BARS[level] * cells, (THINKING_ABOVE if dim else ABOVE) if d >= threshold else (THINKING_BELOW if dim else BELOW)))
         taken = any(p in takeovers for p in range(lo, hi))
         marks.append((("▲" if taken else " ").center(cells), MARK))
     return bars, marks
