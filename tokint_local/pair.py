@@ -2,6 +2,8 @@
 
 Each role of each pair has a llama.cpp context (a KV cache) of its own; a model file used twice
 (both roles, or by several pairs) is in memory once and its weights are shared by reference count.
+A pair loaded with ``parallel = N`` has N sequences in each context, one per generation running at
+once (slots.py).
 """
 from __future__ import annotations
 
@@ -39,6 +41,11 @@ class ModelPair:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
+    def parallel(self) -> int:
+        """How many generations can run at once: the sequences each context holds."""
+        return min(getattr(self.base, "n_seq", 1), getattr(self.reasoning, "n_seq", 1))
+
+    @property
     def can_roll_back(self) -> bool:
         """Whether both caches can be cut back to a position (the block schedule needs it)."""
         return self.base.can_roll_back and self.reasoning.can_roll_back
@@ -54,6 +61,10 @@ class ModelPair:
         weights = {id(m.weights): m.weights for m in (self.base, self.reasoning)}
         return sum(w.memory_bytes() for w in weights.values())
 
+    def context_bytes(self) -> int:
+        """The two KV caches: parallel x n_ctx cells each."""
+        return self.base.context_bytes() + self.reasoning.context_bytes()
+
     def close(self) -> None:
         self.base.close()
         self.reasoning.close()
@@ -65,12 +76,14 @@ def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) 
     return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
 
 
-def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> ModelPair:
+def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None, parallel: Optional[int] = None) -> ModelPair:
     """Load both models of ``entry`` and check that they can be paired.
 
     ``weights`` gives the weights for a model's settings (the daemon's registry shares them
     between pairs); by default a file used for both roles is loaded once for this pair.
+    ``parallel``: the generations it can run at once (default: the pair's ``parallel``, else 1).
     """
+    n_seq = parallel or entry.parallel or 1
     if weights is None:
         loaded: dict[tuple[str, int], LlamaWeights] = {}
 
@@ -81,9 +94,9 @@ def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> Mode
             return found
 
     base_settings, reasoning_settings = settings_for(entry.base, entry.name), settings_for(entry.reasoning, entry.name)
-    base = LlamaModel(base_settings, weights(base_settings))
+    base = LlamaModel(base_settings, weights(base_settings), n_seq)
     try:
-        reasoning = LlamaModel(reasoning_settings, weights(reasoning_settings))
+        reasoning = LlamaModel(reasoning_settings, weights(reasoning_settings), n_seq)
     except BaseException:
         base.close()
         raise
