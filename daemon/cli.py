@@ -1,6 +1,6 @@
 """The ``tokintd`` command: parse arguments, set up logging, run the daemon.
 
-    tokintd [--models FILE] [--bind ADDR ...] [--preload PAIR ...] [--allow-remote] [--log-level LEVEL]
+    tokintd [--models FILE] [--bind ADDR ...] [--preload PAIR ...] [--parallel N] [--allow-remote] [--log-level LEVEL]
     tokintd keygen [--dir DIR]
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import zmq
 
 from tokint_local.addresses import curve_dir, default_bind_addresses, is_local
-from tokint_local.config import load_models
+from tokint_local.config import DEFAULT_PARALLEL, MAX_PARALLEL, load_models
 from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
 from tokint_local.history import HistoryWriter
 
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen here (repeatable; default: the per-user ipc socket only). Every tcp:// address, "
                         "loopback included, requires CURVE keys (made in $TOKINT_HOME/curve on first use)")
     p.add_argument("--preload", action="append", default=[], metavar="PAIR", help="load this pair at start (repeatable)")
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                   help=f"generations a pair runs at once, decoded together (default {DEFAULT_PARALLEL}; a pair's own "
+                        "`parallel` in models.toml wins). Each one takes n_ctx cells of KV cache in each model")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback --bind addresses, with CURVE keys required")
     p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -80,6 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if not 1 <= args.parallel <= MAX_PARALLEL:
+            raise ConfigError(f"--parallel: must be from 1 to {MAX_PARALLEL}, not {args.parallel}")
         models = load_models(args.models)
         for name in args.preload:
             models.pair(name)
@@ -88,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if running:
             raise ConfigError(f"a tokintd is already running at {running}; stop it first (tokint shutdown)")
         daemon = Daemon(models, local, remote, keys, history=None if args.no_history else HistoryWriter(),
-                        models_arg=args.models, log_level=args.log_level)
+                        models_arg=args.models, log_level=args.log_level, parallel=args.parallel)
         try:
             daemon.bind()
         except zmq.ZMQError as exc:

@@ -49,7 +49,8 @@ class Peer:
 
 class Daemon:
     def __init__(self, models: ModelsFile, local: list[str], tcp: list[str] = (), curve: Optional[CurveKeys] = None,
-                 history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info"):
+                 history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info",
+                 parallel: int = 1):
         self.models = models
         self.local, self.tcp, self.curve = list(local), list(tcp), curve  # tcp: CURVE-authenticated
         self.addresses = self.local + self.tcp
@@ -57,7 +58,8 @@ class Daemon:
         self.ctx = zmq.asyncio.Context()
         self.sockets: list[zmq.asyncio.Socket] = []
         self.history = history
-        self.scheduler = Scheduler(models_arg, self.send, history, log_level)
+        self.scheduler = Scheduler(models_arg, self.send, history, log_level, parallel,
+                                   slots=lambda name: self.models.pair(name).slots(parallel))
         self.last_seen: dict[Peer, float] = {}
         self.stopping = asyncio.Event()
         self._auth = None

@@ -63,6 +63,7 @@ class BatchStats:
     steps: int = 0
     decodes: int = 0
     rows: int = 0
+    widest: int = 0  # the most rows one decode held
 
 
 class Batcher:
@@ -182,8 +183,10 @@ class Batcher:
                 else:
                     ready.append(work)
             for group in _fill(ready, model.n_batch):
+                rows = sum(len(w.tokens) for w in group)
                 self.stats.decodes += 1
-                self.stats.rows += sum(len(w.tokens) for w in group)
+                self.stats.rows += rows
+                self.stats.widest = max(self.stats.widest, rows)
                 try:
                     results = model.decode_batch([(w.seq, w.tokens, w.rows) for w in group])
                 except BackendError as exc:

@@ -26,6 +26,7 @@ _MODEL_KEYS = {
 }
 _PAIR_KEYS = {"base", "reasoning", "description", "defaults", "parallel"}
 MAX_PARALLEL = 64  # generations one pair may run at once (llama.cpp allows 256 sequences per context)
+DEFAULT_PARALLEL = 4  # tokintd --parallel: measured on the 2-core CPU (docs/PERFORMANCE.md, batched decoding)
 DEFAULT_KEYS = ("divergence", "threshold", "budget", "max_tokens", "temperature", "top_k", "top_p",
                 "max_position", "min_base_entropy")
 _VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
