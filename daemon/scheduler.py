@@ -87,9 +87,10 @@ class Scheduler:
         queue = self.queues.setdefault(job.pair_name, PairQueue(job.pair_name))
         self.jobs[job.id] = job
         queue.waiting.append(job)
-        if len(self.running_on(job.pair_name)) + len(queue.waiting) > self.slots(job.pair_name):
+        moved = self._start_jobs() or set()
+        # a queue that moved announced its places; a job held up only by a worker not ready yet is not told to wait
+        if job in queue.waiting and job.pair_name not in moved and not self._startable(job):
             self._event(job, Queued(place=len(queue.waiting)))
-        self._wake.set()
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
         """Stop a generation: a waiting one ends at once, a running one at its next token."""
@@ -191,32 +192,44 @@ class Scheduler:
     async def _dispatch(self) -> None:
         while True:
             await self.worker.ready.wait()
-            job = self._next_job() if not self.closing else None
-            if job is None:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            queue = self.queues[job.pair_name]
-            try:
-                self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
-            except RuntimeError:  # the worker died between ready and now: wait for the next one
+            self._wake.clear()
+            if self._start_jobs() is None:  # the worker died between ready and now: wait for the next one
                 await asyncio.sleep(0.05)
                 continue
-            queue.waiting.popleft()
+            await self._wake.wait()
+
+    def _start_jobs(self) -> Optional[set[str]]:
+        """Hand every job that can start now to the worker; the pairs whose queues moved (None: no worker)."""
+        moved: set[str] = set()
+        if not self.worker.ready.is_set() or self.closing:
+            return moved
+        while (job := self._next_job()) is not None:
+            try:
+                self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
+            except RuntimeError:
+                return None
+            self.queues[job.pair_name].waiting.popleft()
             self.running[job.id] = job
-            self._announce_places(queue)
+            moved.add(job.pair_name)
+        for name in moved:
+            self._announce_places(self.queues[name])
+        return moved
 
     def _next_job(self) -> Optional[Job]:
-        """The oldest job that can start now: first in its pair's queue, a slot of the pair free, and
-        no earlier job of the same client still waiting (each client's jobs start in order)."""
-        waiting = [job for q in self.queues.values() for job in q.waiting]
-        first_of_client: dict[Hashable, int] = {}
-        for job in waiting:
-            first_of_client[job.peer] = min(first_of_client.get(job.peer, job.order), job.order)
-        heads = [q.waiting[0] for q in self.queues.values()
-                 if q.waiting and len(self.running_on(q.name)) < self.slots(q.name)]
-        heads = [job for job in heads if first_of_client[job.peer] == job.order]
-        return min(heads, key=lambda job: job.order) if heads else None
+        """The oldest job that can start now."""
+        heads = [q.waiting[0] for q in self.queues.values() if q.waiting]
+        return min((job for job in heads if self._startable(job)), key=lambda job: job.order, default=None)
+
+    def _startable(self, job: Job) -> bool:
+        """First in its pair's queue, a slot of the pair free, and no earlier job of the same client
+        still waiting (each client's jobs start in the order it sent them)."""
+        queue = self.queues[job.pair_name]
+        if not queue.waiting or queue.waiting[0] is not job:
+            return False
+        if len(self.running_on(job.pair_name)) >= self.slots(job.pair_name):
+            return False
+        return not any(other.peer == job.peer and other.order < job.order
+                       for q in self.queues.values() for other in q.waiting)
 
     # -- what the worker says --------------------------------------------------------------
     def _on_worker_message(self, message: dict[str, Any]) -> None:
