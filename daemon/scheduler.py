@@ -47,6 +47,7 @@ class Job:
     cancel_reason: Optional[str] = None  # set once a cancel was asked for
     ended: bool = False  # its summary or error has been sent
     order: int = field(default_factory=itertools.count().__next__)  # submission order (ties in time broken)
+    handed_at: Optional[float] = None  # wall clock when the worker got it: its start in the history
 
 
 class PairQueue:
@@ -210,6 +211,7 @@ class Scheduler:
                 return None
             self.queues[job.pair_name].waiting.popleft()
             self.running[job.id] = job
+            job.handed_at = time.time()
             moved.add(job.pair_name)
         for name in moved:
             self._announce_places(self.queues[name])
@@ -251,7 +253,8 @@ class Scheduler:
         elif kind == "started":
             job.started = time.monotonic()
             if self.history is not None:
-                self.history.begin(job.id, job.pair_name, job.request.to_wire())
+                # a pair's generations run side by side and reach their first token in any order; they started in this one
+                self.history.begin(job.id, job.pair_name, job.request.to_wire(), job.handed_at)
             self._event(job, Started(job.pair_name, job.request.mode, job.started - job.submitted))
         elif kind == "token":
             job.tokens += 1

@@ -114,8 +114,9 @@ class HistoryWriter:
         self._thread.start()
 
     # -- called from any thread (the llama thread, the loop) --------------------------------
-    def begin(self, gen_id: str, pair: str, request: dict) -> None:
-        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), request.get("prompt"),
+    def begin(self, gen_id: str, pair: str, request: dict, created: Optional[float] = None) -> None:
+        """Record a generation that started; ``created`` (wall clock) defaults to now."""
+        self._queue.put(("begin", (gen_id, created or time.time(), pair, request.get("mode"), request.get("prompt"),
                                    json.dumps(request), "running", request.get("schedule"))))
 
     def token(self, gen_id: str, event: dict) -> None:
