@@ -12,7 +12,9 @@ llama-server makes them from its HTTP threads.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -78,24 +80,67 @@ class Slots:
         return replace(pair, base=SequenceModel(pair.base, seq, self.batcher),
                        reasoning=SequenceModel(pair.reasoning, seq, self.batcher), lock=threading.Lock())
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[ModelPair]:
+        """A free slot as a pair, for the block, from any thread but the Batcher's (BackendError when
+        none is free). Every step waits for this thread while the block runs: keep it to model work."""
+        seq = self.acquire()
+        try:
+            with self.batcher.member():
+                yield self.view(seq)
+        finally:
+            self.release(seq)
+
     def generate(self, request: GenerationRequest, cancel: Optional[threading.Event] = None) -> Iterator[Event]:
         """``engine.generate`` on a free slot, from any thread but the Batcher's: its events, in order.
 
-        The slot is taken when iteration starts (BackendError when none is free) and given back
-        when the iterator ends or is closed; iterate it to the end or close it, since every step
-        waits for it while it runs.
+        The slot is taken when iteration starts and given back when the iterator ends or is closed;
+        iterate it to the end or close it, since every step waits for it while it runs.
         """
         from .engine import generate
 
         def events() -> Iterator[Event]:
-            seq = self.acquire()
-            try:
-                with self.batcher.member():
-                    yield from generate(self.view(seq), request, cancel)
-            finally:
-                self.release(seq)
+            with self.session() as pair:
+                yield from generate(pair, request, cancel)
 
         return events()
+
+
+def map_on_slots(pair: ModelPair, fn: Callable[[ModelPair, Any], Any], items: Sequence[Any],
+                 done: Optional[Callable[[Any], None]] = None) -> list[Any]:
+    """``fn(slot, item)`` for every item, ``pair.parallel`` at a time, each on a slot of its own, with
+    the llama.cpp calls on this thread; the results in the order of ``items``. ``done(result)`` is
+    called for each in that order, as soon as it and those before it are done. A pair with one slot
+    runs them one by one on this thread."""
+    if pair.parallel <= 1:
+        out = []
+        for item in items:
+            out.append(fn(pair, item))
+            if done is not None:
+                done(out[-1])
+        return out
+    batcher = Batcher()
+    slots = Slots(pair, batcher)
+
+    def one(item: Any) -> Any:
+        with slots.session() as slot:
+            return fn(slot, item)
+
+    def run_all() -> list[Any]:
+        with ThreadPoolExecutor(pair.parallel, thread_name_prefix="slot") as pool:
+            futures = [pool.submit(one, item) for item in items]
+            try:
+                out = []
+                for future in futures:
+                    out.append(future.result())
+                    if done is not None:
+                        done(out[-1])
+                return out
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    return serve(batcher, run_all)
 
 
 def generate_together(pair: ModelPair, requests: Sequence[GenerationRequest],
