@@ -1,4 +1,7 @@
-"""The same prompt in base, reasoning and intervene modes, side by side."""
+"""The same prompt in base, reasoning and intervene modes, side by side.
+
+The three requests go out together; a daemon whose pair has three slots free runs them at once,
+decoded together (docs/ARCHITECTURE.md), one with fewer runs the rest as slots free up."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -43,7 +46,7 @@ class CompareScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.sub_title = "the same prompt in each mode"
+        self.sub_title = "the same prompt in each mode, at once"
         for mode, transcript in self.transcripts.items():
             self.query_one(f"#stats-{mode}", StatsLine).show(transcript)
             self.run_worker(self._run(mode, transcript), group="compare", name=f"compare-{mode}")
