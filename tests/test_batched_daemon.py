@@ -142,3 +142,33 @@ def test_a_worker_crash_ends_every_running_generation(wide_daemon, tokint_home):
     for stream in running:
         wait_until(lambda: show_generation(stream.id)["state"] == "failed")
         assert show_generation(stream.id)["error"].startswith("backend_crashed")
+
+
+@pytest.mark.parametrize("value", ["0", "65", '"4"', "2.5", "true"])
+def test_parallel_in_models_toml_is_checked(tmp_path, value):
+    from tokint_local.config import load_models
+    from tokint_local.errors import ConfigError
+
+    path = tmp_path / "models.toml"
+    path.write_text(f'[pairs.p]\nbase = {{ path = "/b.gguf" }}\nreasoning = {{ path = "/r.gguf" }}\nparallel = {value}\n')
+    with pytest.raises(ConfigError, match=r"models.toml:4: pairs.p.parallel: must be a whole number from 1 to 64"):
+        load_models(path)
+
+
+def test_a_pairs_parallel_wins_over_the_daemons(tmp_path):
+    from tokint_local.config import load_models
+
+    path = tmp_path / "models.toml"
+    path.write_text('[pairs.own]\nparallel = 2\nbase = { path = "/b.gguf" }\nreasoning = { path = "/r.gguf" }\n'
+                    '[pairs.plain]\nbase = { path = "/b.gguf" }\nreasoning = { path = "/r.gguf" }\n')
+    models = load_models(path)
+    assert models.pair("own").slots(8) == 2 and models.pair("plain").slots(8) == 8
+
+
+def test_tokintd_refuses_a_bad_parallel(tiny_models_toml):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "daemon.cli", "--models", str(tiny_models_toml), "--parallel", "0"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "--parallel: must be from 1 to 64" in r.stderr
