@@ -76,14 +76,14 @@ def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) 
     return ModelPair(entry.name, base, reasoning, n_shared, (entry.base.prompt_format, entry.reasoning.prompt_format))
 
 
-def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None, parallel: Optional[int] = None) -> ModelPair:
+def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None, parallel: int = 1) -> ModelPair:
     """Load both models of ``entry`` and check that they can be paired.
 
     ``weights`` gives the weights for a model's settings (the daemon's registry shares them
     between pairs); by default a file used for both roles is loaded once for this pair.
-    ``parallel``: the generations it can run at once (default: the pair's ``parallel``, else 1).
+    ``parallel``: the generations it can run at once (a sequence for each in each context).
     """
-    n_seq = parallel or entry.parallel or 1
+    n_seq = parallel
     if weights is None:
         loaded: dict[tuple[str, int], LlamaWeights] = {}
 
