@@ -1,6 +1,7 @@
 """The ``tokintd`` command: parse arguments, set up logging, run the daemon.
 
-    tokintd [--models FILE] [--bind ADDR ...] [--http [ADDR]] [--preload PAIR ...] [--allow-remote] [--log-level LEVEL]
+    tokintd [--models FILE] [--bind ADDR ...] [--http [ADDR]] [--preload PAIR ...] [--parallel N] [--allow-remote]
+            [--log-level LEVEL]
     tokintd keygen [--dir DIR]
     tokintd keygen --http
 """
@@ -16,7 +17,7 @@ from typing import Optional, Sequence
 import zmq
 
 from tokint_local.addresses import curve_dir, default_bind_addresses, is_local
-from tokint_local.config import load_models
+from tokint_local.config import DEFAULT_PARALLEL, MAX_PARALLEL, load_models
 from tokint_local.errors import ConfigError, DaemonUnavailable, TokintError
 from tokint_local.history import HistoryWriter
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a non-loopback address needs --allow-remote and keys from `tokintd keygen --http`")
     p.add_argument("--http-require-key", action="store_true",
                    help="require a bearer key on a loopback HTTP address too (other local users can reach loopback)")
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                   help=f"generations a pair runs at once, decoded together (default {DEFAULT_PARALLEL}; a pair's own "
+                        "`parallel` in models.toml wins). Each one takes n_ctx cells of KV cache in each model")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow non-loopback --bind and --http addresses, with CURVE keys / bearer keys required")
     p.add_argument("--curve-dir", type=Path, help="CURVE keys folder (default: $TOKINT_HOME/curve)")
@@ -93,6 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if not 1 <= args.parallel <= MAX_PARALLEL:
+            raise ConfigError(f"--parallel: must be from 1 to {MAX_PARALLEL}, not {args.parallel}")
         models = load_models(args.models)
         for name in args.preload:
             models.pair(name)
@@ -107,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             bind = parse_http_address(args.http or None)
             http = HttpSettings(bind, check_http_bind(bind, args.allow_remote, args.http_require_key), http_keys_path())
         daemon = Daemon(models, local, remote, keys, history=None if args.no_history else HistoryWriter(),
-                        models_arg=args.models, log_level=args.log_level, http=http)
+                        models_arg=args.models, log_level=args.log_level, http=http, parallel=args.parallel)
         try:
             daemon.bind()
         except zmq.ZMQError as exc:

@@ -1,7 +1,8 @@
 """The pairs the daemon knows (from models.toml) and the ones it has loaded.
 
-Every role of every loaded pair has a llama.cpp context of its own (its own KV cache), so pairs
-never disturb each other's caches. The weights of a model file are loaded once per
+Every role of every loaded pair has a llama.cpp context of its own (its own KV cache, with a
+sequence per generation it can run at once: the pair's ``parallel``), so pairs never disturb each
+other's caches. The weights of a model file are loaded once per
 (path, n_gpu_layers), shared by every context made from them, and freed when the last pair using
 them is unloaded. Loading is blocking and thread-safe: call it from a worker thread, never from the
 socket loop.
@@ -18,8 +19,9 @@ from tokint_local.status import PairListing, describe_pair
 
 
 class Registry:
-    def __init__(self, models: ModelsFile):
+    def __init__(self, models: ModelsFile, parallel: int = 1):
         self.models = models
+        self.parallel = parallel  # generations a pair runs at once where its entry does not say
         self._lock = threading.Lock()
         self._pairs: dict[str, ModelPair] = {}
         self._weights: dict[tuple[str, int], LlamaWeights] = {}  # weights_key -> weights (freed ones are dropped)
@@ -52,7 +54,7 @@ class Registry:
             if pair is not None:
                 return pair
             try:
-                pair = open_pair(entry, self._weights_for)
+                pair = open_pair(entry, self._weights_for, entry.slots(self.parallel))
             finally:
                 self._forget_freed()
             self._pairs[entry.name] = pair

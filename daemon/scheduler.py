@@ -1,18 +1,20 @@
-"""Generations in the daemon: a FIFO queue per pair, handed one at a time to the llama.cpp worker.
+"""Generations in the daemon: a FIFO queue per pair, handed to free slots of the llama.cpp worker.
 
 The worker process (worker.py, supervised by supervisor.py) makes every llama.cpp call; this module
-decides what it runs next and routes what it reports to the clients and the history. The daemon
-never waits on llama.cpp and never dies with it: when the worker dies, the generation it was
-running ends with ``backend_crashed``, queued ones stay queued, and the next one runs on a fresh
-worker (which loads its pair again).
+decides what it runs next and routes what it reports to the clients and the history. A pair runs
+up to its ``parallel`` generations at once (its slots; the worker decodes them together), pairs run
+side by side. The daemon never waits on llama.cpp and never dies with it: when the worker dies,
+every generation it was running ends with ``backend_crashed``, queued ones stay queued, and they
+run on a fresh worker (which loads its pairs again).
 
 Every generate request ends with exactly one ``summary`` or ``error``; before that it may get
 ``queued`` (with its place, again whenever the queue moves), ``loading`` and ``started``, then
-``token``s. Jobs start in the order they were submitted, across pairs.
+``token``s. A pair's jobs start in the order they were submitted, and so do each client's.
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -44,6 +46,8 @@ class Job:
     tokens: int = 0
     cancel_reason: Optional[str] = None  # set once a cancel was asked for
     ended: bool = False  # its summary or error has been sent
+    order: int = field(default_factory=itertools.count().__next__)  # submission order (ties in time broken)
+    handed_at: Optional[float] = None  # wall clock when the worker got it: its start in the history
 
 
 class PairQueue:
@@ -56,13 +60,14 @@ class Scheduler:
     """Queues, the worker, and the bookkeeping between them. Every method runs on the daemon's loop."""
 
     def __init__(self, models_arg: Optional[str], send: Send, history: Optional[HistoryWriter] = None,
-                 log_level: str = "info"):
+                 log_level: str = "info", parallel: int = 1, slots: Optional[Callable[[str], int]] = None):
         self.send = send
         self.history = history
-        self.worker = WorkerProcess(models_arg, self._on_worker_message, self._on_crash, log_level)
+        self.worker = WorkerProcess(models_arg, self._on_worker_message, self._on_crash, log_level, parallel)
+        self._slots = slots or (lambda name: parallel)  # a pair's parallel as configured, before it is loaded
         self.queues: dict[str, PairQueue] = {}
         self.jobs: dict[str, Job] = {}  # queued or running generations
-        self.running: Optional[Job] = None  # the generation the worker is running
+        self.running: dict[str, Job] = {}  # the generations the worker is running, by id
         self.loaded: dict[str, dict[str, Any]] = {}  # pair -> what the worker said when it loaded it
         self.model_bytes = 0  # every model the worker holds, once
         self.closing = False
@@ -83,9 +88,10 @@ class Scheduler:
         queue = self.queues.setdefault(job.pair_name, PairQueue(job.pair_name))
         self.jobs[job.id] = job
         queue.waiting.append(job)
-        if self._pair_running(job.pair_name) or len(queue.waiting) > 1:
+        moved = self._start_jobs() or set()
+        # a queue that moved announced its places; a job held up only by a worker not ready yet is not told to wait
+        if job in queue.waiting and job.pair_name not in moved and not self._startable(job):
             self._event(job, Queued(place=len(queue.waiting)))
-        self._wake.set()
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
         """Stop a generation: a waiting one ends at once, a running one at its next token."""
@@ -125,31 +131,43 @@ class Scheduler:
         return await future
 
     # -- queries ---------------------------------------------------------------------------
-    def _pair_running(self, pair_name: str) -> bool:
-        return self.running is not None and self.running.pair_name == pair_name
+    def running_on(self, pair_name: str) -> list[Job]:
+        return [job for job in self.running.values() if job.pair_name == pair_name]
+
+    def slots(self, pair_name: str) -> int:
+        """How many generations the pair runs at once (what the worker loaded it with, once it has)."""
+        loaded = self.loaded.get(pair_name)
+        if loaded and loaded.get("parallel"):
+            return int(loaded["parallel"])
+        try:
+            return self._slots(pair_name)
+        except TokintError:
+            return 1
 
     def busy(self, pair_name: str) -> bool:
         queue = self.queues.get(pair_name)
-        return self._pair_running(pair_name) or (queue is not None and bool(queue.waiting))
+        return bool(self.running_on(pair_name)) or (queue is not None and bool(queue.waiting))
 
     def queue_length(self, pair_name: Optional[str] = None) -> int:
         queues = [self.queues[pair_name]] if pair_name in self.queues else [] if pair_name else self.queues.values()
         return sum(len(q.waiting) for q in queues)
 
-    def active(self, pair_name: str) -> Optional[ActiveGeneration]:
-        job = self.running
-        if job is None or job.pair_name != pair_name:
-            return None
-        elapsed = time.monotonic() - (job.started or job.submitted)
-        return ActiveGeneration(id=job.id, pair=job.pair_name, mode=job.request.mode, tokens=job.tokens, elapsed_s=elapsed)
+    def active(self, pair_name: str) -> list[ActiveGeneration]:
+        """The pair's running generations, the longest-running first."""
+        now = time.monotonic()
+        return [ActiveGeneration(id=job.id, pair=job.pair_name, mode=job.request.mode, tokens=job.tokens,
+                                 elapsed_s=now - (job.started or job.submitted))
+                for job in sorted(self.running_on(pair_name), key=lambda j: j.order)]
 
     def loaded_pairs(self) -> list[LoadedPair]:
         pairs = []
         for name, info in self.loaded.items():
+            running = self.active(name)
             pairs.append(LoadedPair(
                 name=name, base=info["base"], reasoning=info["reasoning"], model_bytes=info["model_bytes"],
-                queue_length=self.queue_length(name), active=self.active(name),
+                queue_length=self.queue_length(name), active=running[0] if running else None,
                 base_offload=Offload(*info["base_offload"]), reasoning_offload=Offload(*info["reasoning_offload"]),
+                parallel=int(info.get("parallel", 1)), running=running, context_bytes=int(info.get("context_bytes", 0)),
             ))
         return pairs
 
@@ -159,12 +177,11 @@ class Scheduler:
         for queue in self.queues.values():
             while queue.waiting:
                 self._finish_unstarted(queue.waiting.popleft(), "shutdown")
-        running = self.running
-        if running is not None:
-            self.cancel(running.id, "shutdown")
-            deadline = time.monotonic() + timeout
-            while self.running is running and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+        for job in list(self.running.values()):
+            self.cancel(job.id, "shutdown")
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if self._dispatcher is not None:
             self._dispatcher.cancel()
         await self.worker.stop()
@@ -173,24 +190,45 @@ class Scheduler:
     async def _dispatch(self) -> None:
         while True:
             await self.worker.ready.wait()
-            job = self._next_job() if self.running is None and not self.closing else None
-            if job is None:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            queue = self.queues[job.pair_name]
-            try:
-                self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
-            except RuntimeError:  # the worker died between ready and now: wait for the next one
+            self._wake.clear()
+            if self._start_jobs() is None:  # the worker died between ready and now: wait for the next one
                 await asyncio.sleep(0.05)
                 continue
-            queue.waiting.popleft()
-            self.running = job
-            self._announce_places(queue)
+            await self._wake.wait()
+
+    def _start_jobs(self) -> Optional[set[str]]:
+        """Hand every job that can start now to the worker; the pairs whose queues moved (None: no worker)."""
+        moved: set[str] = set()
+        if not self.worker.ready.is_set() or self.closing:
+            return moved
+        while (job := self._next_job()) is not None:
+            try:
+                self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
+            except RuntimeError:
+                return None
+            self.queues[job.pair_name].waiting.popleft()
+            self.running[job.id] = job
+            job.handed_at = time.time()
+            moved.add(job.pair_name)
+        for name in moved:
+            self._announce_places(self.queues[name])
+        return moved
 
     def _next_job(self) -> Optional[Job]:
+        """The oldest job that can start now."""
         heads = [q.waiting[0] for q in self.queues.values() if q.waiting]
-        return min(heads, key=lambda job: job.submitted) if heads else None
+        return min((job for job in heads if self._startable(job)), key=lambda job: job.order, default=None)
+
+    def _startable(self, job: Job) -> bool:
+        """First in its pair's queue, a slot of the pair free, and no earlier job of the same client
+        still waiting (each client's jobs start in the order it sent them)."""
+        queue = self.queues[job.pair_name]
+        if not queue.waiting or queue.waiting[0] is not job:
+            return False
+        if len(self.running_on(job.pair_name)) >= self.slots(job.pair_name):
+            return False
+        return not any(other.peer == job.peer and other.order < job.order
+                       for q in self.queues.values() for other in q.waiting)
 
     # -- what the worker says --------------------------------------------------------------
     def _on_worker_message(self, message: dict[str, Any]) -> None:
@@ -212,7 +250,8 @@ class Scheduler:
         elif kind == "started":
             job.started = time.monotonic()
             if self.history is not None:
-                self.history.begin(job.id, job.pair_name, job.request.to_wire())
+                # a pair's generations run side by side and reach their first token in any order; they started in this one
+                self.history.begin(job.id, job.pair_name, job.request.to_wire(), job.handed_at)
             self._event(job, Started(job.pair_name, job.request.mode, job.started - job.submitted))
         elif kind == "token":
             job.tokens += 1
@@ -238,6 +277,7 @@ class Scheduler:
             self.loaded.pop(name, None)
         if "all_model_bytes" in content:
             self.model_bytes = int(content["all_model_bytes"])
+        self._wake.set()  # a pair's slots are known now
 
     def _on_crash(self, crash: Crash) -> None:
         self.loaded.clear()
@@ -247,8 +287,7 @@ class Scheduler:
             if not future.done():
                 future.set_exception(error)
         self._requests.clear()
-        job = self.running
-        if job is not None:
+        for job in sorted(self.running.values(), key=lambda j: j.order):
             self._record_end(job, error=f"{error.code}: {crash.how}")
             self._end(job, error_message(error.code, f"{crash.describe()}", job.id))
             log.warning("generation %s ended: %s", job.id, crash.how)
@@ -264,8 +303,7 @@ class Scheduler:
         """The job's last message: it leaves the books before the client can act on it."""
         job.ended = True
         self.jobs.pop(job.id, None)
-        if self.running is job:
-            self.running = None
+        if self.running.pop(job.id, None) is not None:
             self._wake.set()
         self.send(job.peer, message)
         log.info("generation %s on %s ended (%s): %d tokens", job.id, job.pair_name, message.type, job.tokens)

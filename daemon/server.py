@@ -71,7 +71,8 @@ class LocalPeer(Protocol):
 class Daemon:
     def __init__(self, models: ModelsFile, local: list[str], tcp: list[str] = (), curve: Optional[CurveKeys] = None,
                  history: Optional[HistoryWriter] = None, models_arg: Optional[str] = None, log_level: str = "info",
-                 http: Optional["HttpSettings"] = None):
+                 http: Optional["HttpSettings"] = None,
+                 parallel: int = 1):
         self.models = models
         self.local, self.tcp, self.curve = list(local), list(tcp), curve  # tcp: CURVE-authenticated
         self.addresses = self.local + self.tcp
@@ -79,7 +80,8 @@ class Daemon:
         self.ctx = zmq.asyncio.Context()
         self.sockets: list[zmq.asyncio.Socket] = []
         self.history = history
-        self.scheduler = Scheduler(models_arg, self.send, history, log_level)
+        self.scheduler = Scheduler(models_arg, self.send, history, log_level, parallel,
+                                   slots=lambda name: self.models.pair(name).slots(parallel))
         self.last_seen: dict[Peer, float] = {}
         self.versions: dict[Peer, int] = {}  # the protocol version each client speaks: it is answered in it
         self.stopping = asyncio.Event()

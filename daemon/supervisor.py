@@ -64,8 +64,8 @@ class WorkerProcess:
     """One worker at a time, restarted after every crash. All methods run on the daemon's loop."""
 
     def __init__(self, models: Optional[str], on_message: Handler, on_crash: Callable[[Crash], None],
-                 log_level: str = "info"):
-        self.models, self.log_level = models, log_level
+                 log_level: str = "info", parallel: int = 1):
+        self.models, self.log_level, self.parallel = models, log_level, parallel
         self.on_message, self.on_crash = on_message, on_crash
         self.proc: Optional[asyncio.subprocess.Process] = None
         self.pid: Optional[int] = None
@@ -170,7 +170,7 @@ class WorkerProcess:
         self._tail.clear()
         code_root = str(Path(__file__).resolve().parent.parent)  # the worker runs the daemon's own code
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-        cmd = [sys.executable, "-m", "daemon.worker", "--log-level", self.log_level]
+        cmd = [sys.executable, "-m", "daemon.worker", "--log-level", self.log_level, "--parallel", str(self.parallel)]
         if self.models:
             cmd += ["--models", self.models]
         self.proc = proc = await asyncio.create_subprocess_exec(

@@ -101,6 +101,7 @@ base = {model(files["base"])}
 reasoning = {model(files["other"])}
 
 [pairs.tiny-long]
+parallel = 1
 base = {{ path = "{files["base"]}", n_ctx = 8192, n_threads = 1 }}
 reasoning = {{ path = "{files["reasoning"]}", n_ctx = 8192, n_threads = 1 }}
 """

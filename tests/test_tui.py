@@ -216,6 +216,28 @@ async def test_compare_runs_three_modes_side_by_side(daemon):
         assert type(app.screen).__name__ == "MainScreen"
 
 
+async def test_compare_runs_its_three_modes_at_once(daemon):
+    from tokint_local.history import list_generations
+
+    app = TokintApp(daemon.address, autostart=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await connected(pilot)
+        app.screen.query_one("#settings").query_one("#max_tokens").value = "300"
+        await type_prompt(pilot, "hello")
+        await pilot.press("f2")
+        screen = app.screen
+        await wait_for(pilot, lambda: all(t.summary for t in screen.transcripts.values()))
+        assert not any(t.state.startswith("queued") for t in screen.transcripts.values())
+    deadline = time.monotonic() + 10  # the daemon records in batches
+    while not (len(list_generations(10)) == 3 and all(r["ended"] for r in list_generations(10))):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    runs = list_generations(10)
+    # the pair's slots ran base, reasoning and intervene side by side: each started before any ended
+    assert max(r["created"] for r in runs) < min(r["ended"] for r in runs)
+    assert {r["mode"] for r in runs} == {"base", "reasoning", "intervene"}
+
+
 async def test_starts_the_daemon_when_none_runs_and_says_so(tiny_models_toml, daemon_address, tokint_home):
     notes = Notes()
     app = TokintApp(daemon_address, models=str(tiny_models_toml), autostart=True)

@@ -33,7 +33,7 @@ def test_a_worker_killed_mid_generation_fails_only_that_generation(daemon, tokin
         pid = worker_pid(c)
         assert pid != daemon.proc.pid
         stream = c.generate("crash me", pair="tiny-long", max_tokens=7000)
-        behind = other.generate("after the crash", pair="tiny", max_tokens=5)
+        behind = other.generate("after the crash", pair="tiny-long", max_tokens=5)  # its one slot is busy
         with pytest.raises(BackendCrashed) as err:
             for event in stream:
                 if isinstance(event, TokenEvent) and event.position == 2:

@@ -2,11 +2,13 @@
 
 ``LlamaWeights`` is one GGUF file in memory (llama.cpp's ``llama_model``: weights, vocab,
 metadata), loaded once and shared by reference count. A ``LlamaModel`` is one context over such
-weights, with a KV cache of its own: it decodes a batch of tokens at the next positions and returns
-logits only for the rows asked for (``llama_batch`` + ``llama_get_logits_ith``), rolls its cache
-back (``llama_memory_seq_rm``), keeps the last prompt's cache for an identical prompt, and on request reuses the longest prefix
-the cache holds (a conversation's next turn). Logits
-memory is bounded by the rows requested, never n_ctx x vocab.
+weights, with a KV cache of its own holding ``n_seq`` sequences (each with n_ctx positions of its
+own): it decodes a batch of tokens at a sequence's next positions and returns logits only for the
+rows asked for (``llama_batch`` + ``llama_get_logits_ith``), decodes several sequences' tokens in
+one batch (``decode_batch``), rolls a sequence back (``llama_memory_seq_rm``), keeps each
+sequence's last prompt for an identical prompt, and on request reuses the longest prefix a sequence
+holds (a conversation's next turn). Logits memory is bounded by the rows requested,
+never n_ctx x vocab. The methods without a ``seq`` argument work on sequence 0.
 
 Every size is the one llama.cpp actually uses (it pads n_ctx up to a multiple of 256 but caps the
 batch at the n_ctx asked for, and asserts when a batch is larger), so no call made here can reach
@@ -32,6 +34,9 @@ log = logging.getLogger("tokint.llama")
 
 _VOCAB_TYPES = {0: "none", 1: "spm", 2: "bpe", 3: "wpm", 4: "ugm", 5: "rwkv", 6: "plamo2"}
 _LOG_ERROR = 4  # GGML_LOG_LEVEL_ERROR
+# each sequence keeps its cache in a stream of its own: a sequence's attention then reads only its own
+# cells, in the order a context of its own would hold them (docs/PERFORMANCE.md, batched decoding)
+KV_UNIFIED = False
 _init_lock = threading.Lock()
 _initialised = False
 
@@ -232,13 +237,18 @@ class LlamaModel:
     loads the file for this context alone; pass a ``LlamaWeights`` to share one file between
     contexts (each keeps its own cache). Not thread-safe: use it from one thread at a time.
 
-    ``n_ctx`` is the context this model may fill: the smaller of what was configured and what
-    llama.cpp allocated. ``n_batch`` is the most tokens one ``decode`` takes: llama.cpp's own batch
-    size for this context (at most the configured n_batch, and at most the n_ctx asked for).
+    ``n_seq`` sequences share the context, each with its own positions and cache (``seq`` arguments;
+    sequence 0 by default). ``n_ctx`` is what each sequence may fill: the smaller of what was
+    configured and what llama.cpp allocated per sequence. ``n_batch`` is the most tokens one decode
+    takes, all sequences together: llama.cpp's own batch size for this context (at most the configured
+    n_batch, and at most the n_ctx asked for).
     """
 
-    def __init__(self, settings: ModelSettings, weights: Optional[LlamaWeights] = None):
+    def __init__(self, settings: ModelSettings, weights: Optional[LlamaWeights] = None, n_seq: int = 1):
+        if n_seq < 1:
+            raise BackendError(f"a context holds at least one sequence, not {n_seq}")
         self.settings = settings
+        self.n_seq = n_seq
         self._ctx = None
         self._batch = None
         self._holds_weights = False
@@ -251,26 +261,31 @@ class LlamaModel:
             self.close()
             raise
         self.n_vocab = self.weights.n_vocab
-        self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
-        self._prompt: Optional[tuple[tuple[int, ...], np.ndarray, bool]] = None  # last prompt, its logits, from 0?
+        # per sequence: the tokens whose keys and values are in the cache, in order
+        self._cached: list[list[int]] = [[] for _ in range(n_seq)]
+        # per sequence: its last prompt and that prompt's logits
+        self._prompt: list[Optional[tuple[tuple[int, ...], np.ndarray, bool]]] = [None] * n_seq  # and: from 0?
         self.last_reused = 0  # prompt tokens the last prefill took from the cache
 
     def _open_context(self) -> None:
         settings = self.settings
         cparams = llama_cpp.llama_context_default_params()
         threads = settings.n_threads or os.cpu_count() or 1
-        cparams.n_ctx = settings.n_ctx
+        # every sequence gets n_ctx cells of its own (llama.cpp splits n_ctx evenly between them)
+        cparams.n_ctx = settings.n_ctx * self.n_seq
         cparams.n_batch = settings.n_batch
         cparams.n_ubatch = settings.n_batch
-        cparams.n_seq_max = 1
+        cparams.n_seq_max = self.n_seq
+        cparams.kv_unified = KV_UNIFIED
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         self._ctx = llama_cpp.llama_init_from_model(self.weights._model, cparams)
         if not self._ctx:
             raise ModelLoadError(f"llama.cpp could not create a context for {settings.path} (n_ctx {settings.n_ctx})")
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        # llama.cpp pads n_ctx up to a multiple of 256: use no more than was configured
-        self.n_ctx = min(int(llama_cpp.llama_n_ctx(self._ctx)), settings.n_ctx)
+        # llama.cpp pads each sequence's n_ctx up to a multiple of 256: use no more than was configured
+        self.n_ctx = min(int(llama_cpp.llama_n_ctx_seq(self._ctx)), settings.n_ctx)
+        self.n_cells = int(llama_cpp.llama_n_ctx(self._ctx))
         # llama.cpp caps its batch at the n_ctx asked for and asserts on a larger one (and on one
         # larger than n_ubatch for non-causal attention)
         self.n_batch = min(int(llama_cpp.llama_n_batch(self._ctx)), int(llama_cpp.llama_n_ubatch(self._ctx)))
@@ -335,6 +350,20 @@ class LlamaModel:
         """The size of the weights (shared with every other context over them)."""
         return self.weights.memory_bytes()
 
+    def context_bytes(self) -> int:
+        """The KV cache's size: n_seq x n_ctx cells (as llama.cpp padded them) of f16 keys and values
+        per layer; 0 for a recurrent model (its state does not grow with the context)."""
+        if not self.can_roll_back:
+            return 0
+        w = self.weights
+        arch = w.architecture
+        n_head = int(llama_cpp.llama_model_n_head(w._model)) or 1
+        head = int(llama_cpp.llama_model_n_embd(w._model)) // n_head
+        key = int(w.metadata(f"{arch}.attention.key_length") or head)
+        value = int(w.metadata(f"{arch}.attention.value_length") or head)
+        n_head_kv = int(llama_cpp.llama_model_n_head_kv(w._model))
+        return self.n_cells * w.n_layers() * n_head_kv * (key + value) * 2
+
     def offload(self) -> tuple[str, int, int]:
         """(backend, layers on the GPU, layers in all): n_gpu_layers as llama.cpp applies it."""
         n_layers = self.weights.n_layers()
@@ -358,19 +387,22 @@ class LlamaModel:
     # -- decoding --------------------------------------------------------------------------
     @property
     def n_past(self) -> int:
-        return len(self._cached)
+        return len(self._cached[0])
 
-    def prefill(self, tokens: Sequence[int], reuse_prefix: bool = False) -> np.ndarray:
-        """Put the prompt ``tokens`` in the cache; logits ``[n_vocab]`` of the last one.
+    def seq_n_past(self, seq: int) -> int:
+        return len(self._cached[seq])
 
-        By default the prompt is decoded the same way every time (chunks of n_batch from position 0),
-        because llama.cpp's arithmetic differs slightly between batch sizes: reusing part of an earlier
-        prompt would make a generation depend on what ran before it. The one reuse is exact: the same
-        prompt as last time keeps its cache and its logits (for a model that cannot roll back, only
-        when the cache holds nothing after it).
+    def prefill(self, tokens: Sequence[int], seq: int = 0, reuse_prefix: bool = False) -> np.ndarray:
+        """Put the prompt ``tokens`` in sequence ``seq``; logits ``[n_vocab]`` of the last one.
+
+        By default the prompt is decoded the same way every time (chunks of n_batch from position 0,
+        in batches of its own), because llama.cpp's arithmetic differs slightly between batch sizes:
+        reusing part of an earlier prompt would make a generation depend on what ran before it. The
+        one reuse is exact: the same prompt as this sequence's last one keeps its cache and its logits
+        (for a model that cannot roll back, only when the cache holds nothing after it).
 
         ``reuse_prefix`` (a conversation's next turn) keeps the longest prefix of ``tokens`` that the
-        cache holds and decodes only the rest: much faster, at the price that the logits may differ
+        sequence holds and decodes only the rest: much faster, at the price that the logits may differ
         slightly from a from-scratch prefill (and tip a near tie). ``last_reused`` says how many
         tokens came from the cache.
         """
@@ -381,87 +413,120 @@ class LlamaModel:
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; shorten it or raise n_ctx"
             )
         key = tuple(tokens)
-        last = self._prompt
-        held = tuple(self._cached if not self.can_roll_back else self._cached[: len(key)])
+        cached = self._cached[seq]
+        held = tuple(cached if not self.can_roll_back else cached[: len(key)])
+        last = self._prompt[seq]
         if last is not None and last[0] == key and held == key and (reuse_prefix or last[2]):
-            self.truncate(len(key))
+            self.truncate(len(key), seq)
             self.last_reused = len(key)
             return last[1].copy()
         start = 0
         if reuse_prefix:
-            held = self._cached
-            start = next((i for i, (a, b) in enumerate(zip(held, key)) if a != b), min(len(held), len(key)))
+            start = next((i for i, (a, b) in enumerate(zip(cached, key)) if a != b), min(len(cached), len(key)))
             start = min(start, len(key) - 1)  # the last token is decoded again: its logits are the answer
-            if start < len(held) and not self.can_roll_back:
+            if start < len(cached) and not self.can_roll_back:
                 start = 0  # a recurrent model cannot drop positions: the whole prompt again
-        self._prompt = None
-        self.truncate(start)
+        self._prompt[seq] = None
+        self.truncate(start, seq)
         logits = None
         at = start
         while at < len(key):  # chunks end where a from-scratch prefill's end: at multiples of n_batch
             end = min((at // self.n_batch + 1) * self.n_batch, len(key))
-            logits = self.decode(key[at:end], rows=[end - at - 1] if end == len(key) else [])
+            logits = self.decode(key[at:end], rows=[end - at - 1] if end == len(key) else [], seq=seq)
             at = end
         assert logits is not None
-        self._prompt = (key, logits[0], start == 0)  # (tokens, logits, decoded from position 0)
+        self._prompt[seq] = (key, logits[0], start == 0)  # (tokens, logits, decoded from position 0)
         self.last_reused = start
         return logits[0].copy()
 
-    def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:
-        """Append ``tokens`` at the next positions; logits ``[len(rows), n_vocab]`` for the chosen rows.
+    def decode(self, tokens: Sequence[int], rows: Optional[Sequence[int]] = None, seq: int = 0) -> np.ndarray:
+        """Append ``tokens`` to sequence ``seq`` at its next positions; logits ``[len(rows), n_vocab]``
+        for the chosen rows.
 
         ``rows`` None means every row. Raises BackendError when the context is full or the batch
         is larger than ``n_batch``.
         """
+        return self.decode_batch([(seq, tokens, rows)])[0]
+
+    def check(self, seq: int, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> None:
+        """Raise BackendError if ``tokens`` (with logits ``rows``) cannot be appended to sequence ``seq``."""
         n = len(tokens)
+        if not 0 <= seq < self.n_seq:
+            raise BackendError(f"sequence {seq} is not one of this context's {self.n_seq}")
         if n == 0 or n > self.n_batch:
             raise BackendError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")
-        if self.n_past + n > self.n_ctx:
+        if len(self._cached[seq]) + n > self.n_ctx:
             raise BackendError(f"the context is full ({self.n_ctx} tokens)")
-        rows = range(n) if rows is None else rows
-        if any(not 0 <= row < n for row in rows):
+        if rows is not None and any(not 0 <= row < n for row in rows):
             raise BackendError(f"logits rows must lie in 0..{n - 1}, not {list(rows)}")
-        want = set(rows)
+
+    def decode_batch(self, parts: Sequence[tuple[int, Sequence[int], Optional[Sequence[int]]]]) -> list[np.ndarray]:
+        """One ``llama_decode`` for several sequences: each part ``(seq, tokens, rows)`` appends its
+        tokens to its sequence at that sequence's next positions. Returns each part's logits rows
+        ``[len(rows), n_vocab]`` (``rows`` None: every row), in the order of ``parts``.
+
+        The parts' tokens together may not exceed ``n_batch`` and a sequence may appear once.
+        """
+        for seq, tokens, rows in parts:
+            self.check(seq, tokens, rows)
+        total = sum(len(tokens) for _, tokens, _ in parts)
+        if total > self.n_batch:
+            raise BackendError(f"a batch holds 1 to {self.n_batch} tokens, not {total}")
+        if len({seq for seq, _, _ in parts}) != len(parts):
+            raise BackendError("a sequence may appear once in a batch")
         batch = self._batch
-        start = self.n_past
-        for i, tok in enumerate(tokens):
-            batch.token[i] = tok
-            batch.pos[i] = start + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = i in want
-        batch.n_tokens = n
+        i = 0
+        wanted: list[list[int]] = []  # per part: the batch indices of its logits rows
+        for seq, tokens, rows in parts:
+            start = len(self._cached[seq])
+            rows = range(len(tokens)) if rows is None else rows
+            want = set(rows)
+            for j, tok in enumerate(tokens):
+                batch.token[i + j] = tok
+                batch.pos[i + j] = start + j
+                batch.n_seq_id[i + j] = 1
+                batch.seq_id[i + j][0] = seq
+                batch.logits[i + j] = j in want
+            wanted.append([i + row for row in rows])
+            i += len(tokens)
+        batch.n_tokens = total
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             # llama.cpp undoes a failed batch; should it have left anything behind, start clean
-            if llama_cpp.llama_memory_seq_pos_max(self._memory, 0) != start - 1:
-                self._clear()
+            for seq, _, _ in parts:
+                if llama_cpp.llama_memory_seq_pos_max(self._memory, seq) != len(self._cached[seq]) - 1:
+                    self._clear(seq)
             raise BackendError(f"llama_decode failed with code {rc}")
-        self._cached.extend(tokens)
-        out = np.empty((len(rows), self.n_vocab), dtype=np.float32)
-        for j, row in enumerate(rows):
-            ptr = llama_cpp.llama_get_logits_ith(self._ctx, row)
-            if not ptr:
-                raise BackendError(f"llama.cpp returned no logits for row {row}")
-            out[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        out = []
+        for (seq, tokens, _), indices in zip(parts, wanted):
+            self._cached[seq].extend(tokens)
+            logits = np.empty((len(indices), self.n_vocab), dtype=np.float32)
+            for j, index in enumerate(indices):
+                ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
+                if not ptr:
+                    raise BackendError(f"llama.cpp returned no logits for row {index}")
+                logits[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+            out.append(logits)
         return out
 
-    def truncate(self, n: int) -> None:
-        """Forget every cached position from ``n`` on (``llama_memory_seq_rm``).
+    def truncate(self, n: int, seq: int = 0) -> None:
+        """Forget every cached position of sequence ``seq`` from ``n`` on (``llama_memory_seq_rm``).
 
         Raises BackendError when llama.cpp refuses (a recurrent model cannot drop only its last
-        positions); the cache is then empty, never silently different from what ``n_past`` says.
+        positions); the sequence is then empty, never silently different from what ``n_past`` says.
         """
-        if n >= len(self._cached):
+        cached = self._cached[seq]
+        if n >= len(cached):
             return
-        if not llama_cpp.llama_memory_seq_rm(self._memory, 0, max(n, 0), -1):
-            self._clear()
+        if not llama_cpp.llama_memory_seq_rm(self._memory, seq, max(n, 0), -1):
+            self._clear(seq)
             raise BackendError(
                 f"llama.cpp cannot roll the cache of {Path(self.settings.path).name} back to position {n} "
                 f"(a {self.weights.architecture} model keeps no earlier state); the cache was emptied"
             )
-        del self._cached[max(n, 0):]
+        del cached[max(n, 0):]
 
-    def _clear(self) -> None:
-        llama_cpp.llama_memory_clear(self._memory, True)
-        self._cached = []
+    def _clear(self, seq: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self._cached[seq] = []
+        self._prompt[seq] = None

@@ -22,13 +22,14 @@ DEFAULT_CALIBRATION_PROMPTS = [
 
 
 def _local_pair(args: argparse.Namespace):
+    """The pair, loaded in this process with a slot for each of ``--parallel`` generations at once."""
     from .cli_pairs import ensure_pair_files
     from .config import load_models
     from .pair import open_pair
 
     entry = load_models(args.models).pair(args.pair)
     ensure_pair_files(entry, sys.stderr)
-    return entry, open_pair(entry)
+    return entry, open_pair(entry, parallel=getattr(args, "parallel", 1))
 
 
 def _generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], Summary]:
@@ -62,16 +63,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if response is None and not args.generate:
                 raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
             work = [(args.prompt, response)]
+        from .slots import map_on_slots
+
         scored = []
         progress = Progress("analyze", len(work)) if len(work) > 1 else None
-        for prompt, response in work:
+
+        def score(slot, job: tuple[str, Any]) -> list:
+            prompt, response = job
             if response is None:  # the reasoning model's own response, as token ids (exactly what it produced)
-                tokens, _ = _generate_local(pair, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
+                tokens, _ = _generate_local(slot, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
                                                            "raw": args.raw, "temperature": 0.0})
-                response = [t.token_id for t in tokens if not pair.reasoning.is_eog(t.token_id)]
-            scored += score_response(pair, prompt, response, args.divergence, args.raw)
+                response = [t.token_id for t in tokens if not slot.reasoning.is_eog(t.token_id)]
+            return score_response(slot, prompt, response, args.divergence, args.raw)
+
+        def done(tokens: list) -> None:
+            scored.extend(tokens)
             if progress:
                 progress.update(f"{len(scored)} tokens scored")
+
+        map_on_slots(pair, score, work, done)  # --parallel N: N responses at once, in this order
         if progress:
             progress.close()
         summary = summarize(scored, args.threshold)
@@ -173,12 +183,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
             "seed": args.seed}
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
+    slots = None
     if args.local:
+        from .batcher import Batcher
+        from .slots import Slots
+
         entry, pair = _local_pair(args)
+        slots = Slots(pair, Batcher()) if args.parallel > 1 else None
 
         def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
             fields = {k: v for k, v in fields.items() if k != "pair"}
-            tokens, summary = _generate_local(pair, prompt, fields)
+            if slots is None:
+                tokens, summary = _generate_local(pair, prompt, fields)
+            else:
+                events = list(slots.generate(GenerationRequest(prompt=prompt, **fields)))
+                tokens, summary = [e for e in events if isinstance(e, TokenEvent)], events[-1]
             return "".join(t.text for t in tokens), summary
     else:
         from .autostart import connect
@@ -196,8 +215,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         for note in shortfalls(support()):  # what the kernel here cannot confine, said once
             sys.stderr.write(f"tokint: {note}\n")
+    def run() -> list[dict]:
+        return run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit, args.parallel)
+
     try:
-        records = run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit)
+        if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
+            from .batcher import serve
+
+            records = serve(slots.batcher, run)
+        else:
+            records = run()
     finally:
         if pair is not None:
             pair.close()
@@ -309,6 +336,18 @@ def calibration_signal(pair, prompts: list[str], gate: str, divergence: str, max
     return values
 
 
+def _parallel(text: str) -> int:
+    from .config import MAX_PARALLEL
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_PARALLEL}")
+    return n
+
+
 def add_parsers(sub: Any) -> None:
     from .divergence import DIVERGENCES
     from .gate import GATES
@@ -336,6 +375,8 @@ def add_parsers(sub: Any) -> None:
     an.add_argument("--raw", action="store_true", help="no chat templates")
     an.add_argument("--plots", metavar="DIR", help="write sparsity.png and position_profile.png here")
     an.add_argument("--top", type=int, default=15, help="list this many highest-divergence tokens")
+    an.add_argument("--parallel", type=_parallel, default=1, metavar="N",
+                    help="with --dataset: score N responses at once (decoded together; default 1)")
     an.set_defaults(func=cmd_analyze)
 
     ev = sub.add_parser("eval", help="accuracy of base, reasoning and intervene modes on a dataset (resumable)")
@@ -353,6 +394,9 @@ def add_parsers(sub: Any) -> None:
     ev.add_argument("--plot", metavar="FILE.png", help="accuracy against budget, with base and reasoning lines")
     ev.add_argument("--report", action="store_true", help="report every configuration the --out file holds; run nothing")
     ev.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
+    ev.add_argument("--parallel", type=_parallel, default=1, metavar="N",
+                    help="keep N items in flight, decoded together (default 1; through tokintd, the pair's own "
+                         "parallel, tokintd --parallel, caps how many run at once); the results file keeps its order")
     ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
     ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")
     ev.set_defaults(func=cmd_eval)

@@ -25,7 +25,9 @@ _MODEL_KEYS = {
     "n_ctx": int, "n_threads": int, "n_gpu_layers": int, "n_batch": int, "prompt_format": str,
     "chat_template_kwargs": dict,
 }
-_PAIR_KEYS = {"base", "reasoning", "description", "defaults"}
+_PAIR_KEYS = {"base", "reasoning", "description", "defaults", "parallel"}
+MAX_PARALLEL = 64  # generations one pair may run at once (llama.cpp allows 256 sequences per context)
+DEFAULT_PARALLEL = 4  # tokintd --parallel: measured on the 2-core CPU (docs/PERFORMANCE.md, batched decoding)
 DEFAULT_KEYS = ("divergence", "threshold", "budget", "max_tokens", "temperature", "top_k", "top_p",
                 "max_position", "min_base_entropy")
 _VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
@@ -108,9 +110,14 @@ class PairEntry:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)  # generation settings for this pair
     source: Optional[Path] = None  # the file that defined it
+    parallel: Optional[int] = None  # generations it runs at once; None: the daemon's --parallel
 
     def local_paths(self) -> tuple[Path, Path]:
         return self.base.local_path(self.name), self.reasoning.local_path(self.name)
+
+    def slots(self, default: int = 1) -> int:
+        """How many generations this pair runs at once: its own ``parallel``, else ``default``."""
+        return self.parallel or default
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,11 @@ def _parse_pair(where: "_Locator", name: str, body: Any) -> PairEntry:
     for role in ("base", "reasoning"):
         if role not in body:
             raise where.error(table, None, f"pairs.{name}: missing '{role}'")
+    parallel = body.get("parallel")
+    if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool)
+                                 or not 1 <= parallel <= MAX_PARALLEL):
+        raise where.error(table, "parallel", f"pairs.{name}.parallel: must be a whole number from 1 to {MAX_PARALLEL}, "
+                                             f"not {parallel!r}")
     return PairEntry(
         name=name,
         base=_parse_model(where, table, "base", body["base"]),
@@ -207,6 +219,7 @@ def _parse_pair(where: "_Locator", name: str, body: Any) -> PairEntry:
         description=str(body.get("description", "")),
         defaults=_parse_defaults(where, name, body.get("defaults", {})),
         source=where.path,
+        parallel=parallel,
     )
 
 

@@ -130,10 +130,10 @@ class _Run:
         cached: dict[str, int] = {}
         lb = lr = None
         if use_base:
-            lb = pair.base.prefill(prompts["base"].tokens, reuse)[:n]
+            lb = pair.base.prefill(prompts["base"].tokens, reuse_prefix=reuse)[:n]
             cached["base"] = pair.base.last_reused
         if use_reasoning:
-            lr = pair.reasoning.prefill(prompts["reasoning"].tokens, reuse)[:n]
+            lr = pair.reasoning.prefill(prompts["reasoning"].tokens, reuse_prefix=reuse)[:n]
             cached["reasoning"] = pair.reasoning.last_reused
         stepper = Stepper(
             pair, req.mode, req.divergence, gate, Sampler(req.temperature, req.top_k, req.top_p, self.seed),

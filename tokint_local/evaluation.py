@@ -1,14 +1,18 @@
 """`tokint eval`: a dataset through base, reasoning and intervene modes, resumable.
 
 Every finished (item, configuration) is appended to the results file as one JSON line and flushed
-to disk before the next starts, so a run that is killed loses at most the item in flight; run the
-same command again and it does only what is missing.
+to disk before the next starts, so a run that is killed loses at most the item in flight (with
+``--parallel N``, the at most 2N started since the last one written); run the same command again
+and it does only what is missing.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, TextIO
@@ -98,26 +102,52 @@ class ResultsFile:
 
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
              base_params: dict, progress_out: Optional[TextIO] = None,
-             on_record: Callable[[dict], None] = lambda r: None) -> list[dict]:
-    """Run what the results file does not hold yet; return every record of these items and configs."""
+             on_record: Callable[[dict], None] = lambda r: None, parallel: int = 1) -> list[dict]:
+    """Run what the results file does not hold yet; return every record of these items and configs.
+
+    ``parallel`` > 1 keeps that many (item, configuration) runs in flight, ``generate`` being called
+    from that many threads at once; records are still written in the order a one-at-a-time run
+    writes them, each as soon as those before it are written.
+    """
     records = results.load()
     done = {(r["item"], r["config"]) for r in records}
     todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in done]
     progress = Progress("eval", len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
-    for item, cfg in todo:
+
+    def run_one(item: Item, cfg: Config) -> dict:
         response, summary = generate(item.prompt, {**base_params, **cfg.params()})
         passed, why = check(item, response)
-        record = {
+        return {
             "type": "item", "item": item.id, "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget,
             "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
             "n_takeovers": summary.n_takeovers, "takeover_positions": list(summary.takeover_positions),
             "finish_reason": summary.finish_reason, "tokens_per_second": summary.tokens_per_second,
             "elapsed_s": summary.elapsed_s, "response": response,
         }
+
+    def keep(record: dict) -> None:
         results.append(record)
         records.append(record)
         on_record(record)
-        progress.update(f"{item.id} {cfg.key}: {'pass' if passed else 'fail'}")
+        progress.update(f"{record['item']} {record['config']}: {'pass' if record['passed'] else 'fail'}")
+
+    if parallel <= 1:
+        for item, cfg in todo:
+            keep(run_one(item, cfg))
+    else:
+        # started runs are at most 2 x parallel ahead of the last one written: a killed run loses no more
+        pool = ThreadPoolExecutor(parallel, thread_name_prefix="eval")
+        pending: deque = deque()
+        waiting = iter(todo)
+        try:
+            for item, cfg in itertools.islice(waiting, 2 * parallel):
+                pending.append(pool.submit(run_one, item, cfg))
+            while pending:
+                keep(pending.popleft().result())
+                for item, cfg in itertools.islice(waiting, 1):
+                    pending.append(pool.submit(run_one, item, cfg))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a failure stops what has not started
     progress.close()
     wanted = {(item.id, cfg.key) for item in items for cfg in configs}
     return [r for r in records if (r["item"], r["config"]) in wanted]

@@ -128,13 +128,14 @@ class HistoryWriter:
         self._thread.start()
 
     # -- called from any thread (the llama thread, the loop) --------------------------------
-    def begin(self, gen_id: str, pair: str, request: dict) -> None:
+    def begin(self, gen_id: str, pair: str, request: dict, created: Optional[float] = None) -> None:
+        """Record a generation that started; ``created`` (wall clock) defaults to now."""
         prompt, turn = request.get("prompt"), None
         messages = request.get("messages")
         if prompt is None and messages:  # a conversation: the message it answers
             prompt = messages[-1].get("content")
             turn = sum(1 for m in messages if m.get("role") == "user") - 1
-        self._queue.put(("begin", (gen_id, time.time(), pair, request.get("mode"), prompt, json.dumps(request),
+        self._queue.put(("begin", (gen_id, created or time.time(), pair, request.get("mode"), prompt, json.dumps(request),
                                    "running", request.get("schedule"), request.get("conversation_id"), turn)))
 
     def token(self, gen_id: str, event: dict) -> None:

@@ -2,6 +2,8 @@
 
 Each role of each pair has a llama.cpp context (a KV cache) of its own; a model file used twice
 (both roles, or by several pairs) is in memory once and its weights are shared by reference count.
+A pair loaded with ``parallel = N`` has N sequences in each context, one per generation running at
+once (slots.py).
 """
 from __future__ import annotations
 
@@ -41,6 +43,11 @@ class ModelPair:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
+    def parallel(self) -> int:
+        """How many generations can run at once: the sequences each context holds."""
+        return min(getattr(self.base, "n_seq", 1), getattr(self.reasoning, "n_seq", 1))
+
+    @property
     def can_roll_back(self) -> bool:
         """Whether both caches can be cut back to a position (the block schedule needs it)."""
         return self.base.can_roll_back and self.reasoning.can_roll_back
@@ -56,6 +63,10 @@ class ModelPair:
         weights = {id(m.weights): m.weights for m in (self.base, self.reasoning)}
         return sum(w.memory_bytes() for w in weights.values())
 
+    def context_bytes(self) -> int:
+        """The two KV caches: parallel x n_ctx cells each."""
+        return self.base.context_bytes() + self.reasoning.context_bytes()
+
     def close(self) -> None:
         self.base.close()
         self.reasoning.close()
@@ -68,12 +79,14 @@ def pair_from_models(entry: PairEntry, base: LlamaModel, reasoning: LlamaModel) 
                      (dict(entry.base.chat_template_kwargs), dict(entry.reasoning.chat_template_kwargs)))
 
 
-def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> ModelPair:
+def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None, parallel: int = 1) -> ModelPair:
     """Load both models of ``entry`` and check that they can be paired.
 
     ``weights`` gives the weights for a model's settings (the daemon's registry shares them
     between pairs); by default a file used for both roles is loaded once for this pair.
+    ``parallel``: the generations it can run at once (a sequence for each in each context).
     """
+    n_seq = parallel
     if weights is None:
         loaded: dict[tuple[str, int], LlamaWeights] = {}
 
@@ -84,9 +97,9 @@ def open_pair(entry: PairEntry, weights: Optional[WeightsSource] = None) -> Mode
             return found
 
     base_settings, reasoning_settings = settings_for(entry.base, entry.name), settings_for(entry.reasoning, entry.name)
-    base = LlamaModel(base_settings, weights(base_settings))
+    base = LlamaModel(base_settings, weights(base_settings), n_seq)
     try:
-        reasoning = LlamaModel(reasoning_settings, weights(reasoning_settings))
+        reasoning = LlamaModel(reasoning_settings, weights(reasoning_settings), n_seq)
     except BaseException:
         base.close()
         raise

@@ -126,11 +126,11 @@ def status_text(status: DaemonStatus) -> str:
     if not status.loaded_pairs:
         lines.append("pairs:       none loaded (a pair loads on its first generation, or with --preload)")
     for pair in status.loaded_pairs:
-        active = "idle"
-        if pair.active:
-            a = pair.active
-            active = f"generating {a.id[:8]} ({a.mode}, {a.tokens} tokens, {a.elapsed_s:.1f} s)"
-        lines.append(f"pair {pair.name}: {human_bytes(pair.model_bytes)}, {pair.queue_length} queued, {active}")
+        running = pair.running or ([pair.active] if pair.active else [])
+        memory = human_bytes(pair.model_bytes) + (f" + {human_bytes(pair.context_bytes)} KV cache" if pair.context_bytes else "")
+        lines.append(f"pair {pair.name}: {memory}, {len(running)}/{pair.parallel} slots in use, {pair.queue_length} queued")
+        for a in running:
+            lines.append(f"    generating {a.id[:8]} ({a.mode}, {a.tokens} tokens, {a.elapsed_s:.1f} s)")
         for role, off in (("base", pair.base_offload), ("reasoning", pair.reasoning_offload)):
             if off is not None:
                 lines.append(f"    {role}: {off.backend}, {off.gpu_layers}/{off.n_layers} layers on the GPU")

@@ -144,9 +144,12 @@ class LoadedPair:
     reasoning: str
     model_bytes: int  # the pair's two model files in memory (shared models counted once per pair)
     queue_length: int
-    active: Optional[ActiveGeneration] = None
+    active: Optional[ActiveGeneration] = None  # the longest-running of ``running`` (for older clients)
     base_offload: Optional[Offload] = None
     reasoning_offload: Optional[Offload] = None
+    parallel: int = 1  # slots: generations it runs at once
+    running: list[ActiveGeneration] = field(default_factory=list)  # the slots in use
+    context_bytes: int = 0  # both models' KV caches (parallel x n_ctx cells each)
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class DaemonStatus:
 
     @property
     def active(self) -> list[ActiveGeneration]:
-        return [p.active for p in self.loaded_pairs if p.active is not None]
+        return [a for p in self.loaded_pairs for a in (p.running or ([p.active] if p.active else []))]
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +201,7 @@ class DaemonStatus:
             pk = _known(LoadedPair, p)
             if p.get("active"):
                 pk["active"] = ActiveGeneration(**_known(ActiveGeneration, p["active"]))
+            pk["running"] = [ActiveGeneration(**_known(ActiveGeneration, a)) for a in p.get("running") or []]
             for role in ("base_offload", "reasoning_offload"):
                 if p.get(role):
                     pk[role] = Offload(**_known(Offload, p[role]))

@@ -1,5 +1,8 @@
 """The same prompt in base, reasoning and intervene modes, side by side; on a conversation, each mode
-continues the same history."""
+continues the same history.
+
+The three requests go out together; a daemon whose pair has three slots free runs them at once,
+decoded together (docs/ARCHITECTURE.md), one with fewer runs the rest as slots free up."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -56,7 +59,8 @@ class CompareScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.sub_title = "the conversation so far, continued in each mode" if self.earlier_turns else "the same prompt in each mode"
+        self.sub_title = ("the conversation so far, continued in each mode, at once" if self.earlier_turns
+                          else "the same prompt in each mode, at once")
         for mode, transcript in self.transcripts.items():
             self.query_one(f"#stats-{mode}", StatsLine).show(transcript)
             self.run_worker(self._run(mode, transcript), group="compare", name=f"compare-{mode}")
