@@ -206,7 +206,7 @@ class Scheduler:
                 self.worker.send({"op": "generate", "job": job.id, "pair": job.pair_name, "request": job.request.to_wire()})
             except RuntimeError:
                 return None
-            self.queues[job.pair_name].waiting.popleft()
+            self.queues[job.pair_name].waiting.remove(job)
             self.running[job.id] = job
             job.handed_at = time.time()
             moved.add(job.pair_name)
@@ -216,19 +216,23 @@ class Scheduler:
 
     def _next_job(self) -> Optional[Job]:
         """The oldest job that can start now."""
-        heads = [q.waiting[0] for q in self.queues.values() if q.waiting]
-        return min((job for job in heads if self._startable(job)), key=lambda job: job.order, default=None)
+        return min(filter(None, (self._first_startable(q) for q in self.queues.values())),
+                   key=lambda job: job.order, default=None)
+
+    def _first_startable(self, queue: PairQueue) -> Optional[Job]:
+        """The first job in the pair's queue that may start, if the pair has a slot free: a job waits while
+        an earlier one of the same client waits (each client's jobs start in the order it sent them),
+        without holding up other clients' jobs behind it."""
+        if not queue.waiting or len(self.running_on(queue.name)) >= self.slots(queue.name):
+            return None
+        first_of_client: dict[Hashable, int] = {}
+        for q in self.queues.values():
+            for job in q.waiting:
+                first_of_client[job.peer] = min(first_of_client.get(job.peer, job.order), job.order)
+        return next((job for job in queue.waiting if first_of_client[job.peer] == job.order), None)
 
     def _startable(self, job: Job) -> bool:
-        """First in its pair's queue, a slot of the pair free, and no earlier job of the same client
-        still waiting (each client's jobs start in the order it sent them)."""
-        queue = self.queues[job.pair_name]
-        if not queue.waiting or queue.waiting[0] is not job:
-            return False
-        if len(self.running_on(job.pair_name)) >= self.slots(job.pair_name):
-            return False
-        return not any(other.peer == job.peer and other.order < job.order
-                       for q in self.queues.values() for other in q.waiting)
+        return self._first_startable(self.queues[job.pair_name]) is job
 
     # -- what the worker says --------------------------------------------------------------
     def _on_worker_message(self, message: dict[str, Any]) -> None:
