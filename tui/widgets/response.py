@@ -31,21 +31,15 @@ from tokint_local.events import TokenEvent
 
 from ..plain import visible
 from ..transcript import Transcript, channel_of
-from .stats import stats_text
-from .strip import largest, strip_rows
-from .wrap import Line, Run, wrap_plain, wrap_token
+from .turns import head_lines, hint_lines, tail_lines
+from .wrap import Line, Run, wrap_token
 
 # Truecolor throughout: named ANSI colours cost a conversion per segment on every frame.
 TAKEOVER = Style(bold=True, color="#101010", bgcolor="#ffc040")
 THINKING = Style(color="#8a8a8a", italic=True)
 THINKING_TAKEOVER = Style(bold=True, italic=True, color="#101010", bgcolor="#a08040")
 CURSOR = Style(reverse=True, underline=True)
-USER = Style(color="#e8e8ff", bgcolor="#202a3c")
-USER_BAR = Style(color="#5f87ff", bgcolor="#202a3c")
-SYSTEM = Style(color="#9a9a9a", italic=True)
 FOLD = Style(color="#a8a8a8", italic=True)
-CAPTION = Style(color="#808080")
-HINT = Style(color="#808080")
 SIZE_EVERY_S = 0.5
 TAIL_EVERY_S = 0.25  # the streaming turn's strip is an overview: a few repaints a second are enough
 EMPTY_MARK = "⟨∅⟩"  # where the cursor sits on a token with no text of its own
@@ -221,7 +215,7 @@ class ResponseView(ScrollView, can_focus=True):
             turn.n_thinking = turn.thinking_takeovers = 0
             turn.fold_line, turn.answering = None, False
         if self.conversation and not self._turns and self.hint:
-            self._lines = [Line(deco=[(text, HINT)]) for text in wrap_plain(visible(self.hint), self._width)]
+            self._lines = hint_lines(self.hint, self._width)
         for k in range(len(self._turns)):
             if self.conversation:
                 if k:
@@ -237,45 +231,13 @@ class ResponseView(ScrollView, can_focus=True):
         return self._turns[k + 1].first if k + 1 < len(self._turns) else len(self.tokens)
 
     def _add_head(self, k: int) -> None:
-        """Turn ``k``'s user message (after the system prompt where it changed), and an open line for its response."""
         width = self._width or self._wrap_width()
-        t = self._turns[k].transcript
-        before = self._turns[k - 1].transcript.system if k else ""
-        if k:
-            self._lines.append(Line(deco=[]))
-        if t.system != before:
-            label = "system: " if not k else "system, from here on: "
-            for text in wrap_plain(visible(label + (t.system or "(none)")), width - 2):
-                self._lines.append(Line(deco=[("┆ ", SYSTEM), (text, SYSTEM)]))
-            self._lines.append(Line(deco=[]))
-        for text in wrap_plain(visible(t.user_text), width - 2):
-            self._lines.append(Line(deco=[("▌ ", USER_BAR), (text, USER)], fill=USER))
-        self._lines.append(Line(deco=[]))
-        if t.reply_text is not None:  # a turn known only as its text
-            self._lines.extend(Line(deco=[(text, None)]) for text in wrap_plain(visible(t.reply_text), width))
-        self._lines.append(Line())
+        self._lines += head_lines(self._turns[k].transcript, self._turns[k - 1].transcript.system if k else None, width)
 
     def _make_tail(self, k: int) -> list[Line]:
-        """Under turn ``k``: its divergence strip (where the reasoning model scored it) and a caption."""
         self._tail_at = time.monotonic()
         turn = self._turns[k]
-        tokens = self.tokens[turn.first : self._end_of(k)]
-        divergences = [t.divergence for t in tokens]
-        out = []
-        if any(d is not None for d in divergences):
-            takeovers = {i for i, t in enumerate(tokens) if t.source == "reasoning" and t.divergence is not None}
-            thinking = next((i for i, t in enumerate(tokens) if channel_of(t) != "thinking"), len(tokens))
-            bars, marks = strip_rows(divergences, takeovers, turn.transcript.request.threshold,
-                                     self._width or self._wrap_width(), thinking)
-            out += [Line(deco=bars), Line(deco=marks)]
-        if turn.transcript.reply_text is not None:
-            return [Line(deco=[("── its text alone: this turn's tokens were not read from the history", CAPTION)])]
-        caption = stats_text(turn.transcript, rate=False)
-        top = largest(divergences)
-        if top is not None:
-            caption += f" · max {turn.transcript.request.divergence} {top:.2f}"
-        out += [Line(deco=[(text, CAPTION)]) for text in wrap_plain("── " + visible(caption), self._width or self._wrap_width())]
-        return out
+        return tail_lines(turn.transcript, self.tokens[turn.first : self._end_of(k)], self._width or self._wrap_width())
 
     def _resize(self) -> None:
         self._sized_at = time.monotonic()
