@@ -145,7 +145,7 @@ def test_a_conversation_in_the_terminal(chat, tokint_home, tmp_path):
     latest = list_generations()[0]
     assert latest["conversation"] != first_conversation and latest["turn"] == 0 and latest["prompt"] == "hello again"
 
-    again = chat("--resume", first_conversation[:10])  # continue the first conversation; Ctrl+D leaves
+    again = chat("--resume", first_conversation[:10], "--max-tokens", "4")  # go on with the first one; Ctrl+D leaves
     again.expect(r"you> first question")
     again.expect(r"you> tell me everything")
     again.expect(r"you>")

@@ -142,9 +142,9 @@ def reasoning_rows(tiny_pair, monkeypatch):
     counts = {"rows": 0, "calls": 0}
     decode = LlamaModel.decode
 
-    def counting(model, tokens, rows=None):
+    def counting(model, tokens, rows=None, seq=0):
         response = model.n_past > 0  # a prompt is decoded from position 0
-        out = decode(model, tokens, rows)
+        out = decode(model, tokens, rows, seq)
         if model is tiny_pair.reasoning and response:
 
             counts["rows"] += len(out)
