@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from textual.app import App
+from textual.notifications import SeverityLevel
 
 from .link import DaemonLink
+from .plain import visible
 from .screens.main import MainScreen
 
 
@@ -22,6 +24,11 @@ class TokintApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen(self.link))
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: Optional[float] = None, markup: bool = False) -> None:
+        """Every notification is plain text: they quote prompts, errors and paths, which are never markup."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     async def on_unmount(self) -> None:
         if self.link is not None:

@@ -22,9 +22,11 @@ from tokint_local.history import list_generations, show_generation
 
 from ..link import DaemonLink
 from ..messages import DaemonState, TranscriptFinished, TranscriptUpdated
+from ..plain import visible
 from ..transcript import Transcript
 from ..widgets.history import HistoryList
 from ..widgets.inspector import TokenInspector
+from ..widgets.prompt import PromptArea
 from ..widgets.response import ResponseView
 from ..widgets.settings import SettingsPanel
 from ..widgets.stats import StatsLine
@@ -121,7 +123,7 @@ class MainScreen(Screen):
                 yield ResponseView(id="response")
                 yield DivergenceStrip(id="strip")
                 yield StatsLine(id="stats")
-                yield TextArea(id="prompt", placeholder="Type a prompt, then Ctrl+R to run it", soft_wrap=True)
+                yield PromptArea(id="prompt", placeholder="Type a prompt, then Ctrl+R to run it", soft_wrap=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -154,7 +156,7 @@ class MainScreen(Screen):
     async def daemon_state(self, message: DaemonState) -> None:
         first = self._was_connected is None
         self._was_connected = message.connected
-        self.sub_title = f"tokintd: {'connected' if message.connected else 'disconnected'} · {self.link.address}"
+        self.sub_title = visible(f"tokintd: {'connected' if message.connected else 'disconnected'} · {self.link.address}")
         if message.connected:
             if first or "back" in message.detail or "started" in message.detail:
                 self.notify(message.detail, title="tokintd")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
+from ..plain import plain
 from ..transcript import Transcript
 
 
 class HistoryItem(ListItem):
     def __init__(self, transcript: Transcript) -> None:
-        super().__init__(Label(self.describe(transcript)))
+        super().__init__(Label(plain(self.describe(transcript))))
         self.transcript = transcript
 
     @staticmethod
@@ -18,7 +19,7 @@ class HistoryItem(ListItem):
         return f"[{t.request.mode[:3]}] {t.title(22)} · {len(t.tokens)}t {t.state}"
 
     def refresh_label(self) -> None:
-        self.query_one(Label).update(self.describe(self.transcript))
+        self.query_one(Label).update(plain(self.describe(self.transcript)))
 
 
 class HistoryList(ListView):

@@ -7,6 +7,8 @@ from textual.widgets import Static
 
 from tokint_local.events import TokenEvent
 
+from ..plain import plain
+
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
@@ -19,8 +21,8 @@ class TokenInspector(Static):
             return
         head = Table.grid(padding=(0, 1))
         head.add_row("position", str(token.position))
-        head.add_row("token", f"{token.text!r} (id {token.token_id})")
-        head.add_row("source", Text(token.source, style="bold #101010 on #ffc040" if token.source == "reasoning" else ""))
+        head.add_row("token", plain(f"{token.text!r} (id {token.token_id})"))
+        head.add_row("source", plain(token.source, style="bold #101010 on #ffc040" if token.source == "reasoning" else ""))
         head.add_row("divergence", _fmt(token.divergence))
         head.add_row("base entropy", _fmt(token.base_entropy))
         head.add_row("budget left", "∞" if token.budget_left is None else str(token.budget_left))
@@ -32,7 +34,7 @@ class TokenInspector(Static):
             table = Table(title=f"{role} top {len(candidates)}", title_justify="left", show_header=False, box=None, padding=(0, 1))
             for tid, text, prob in candidates:
                 mark = "◀" if tid == token.token_id else ""
-                table.add_row(repr(text), f"{prob:.3f}", mark)
+                table.add_row(plain(repr(text)), f"{prob:.3f}", mark)
             parts.append(table)
         from rich.console import Group
 

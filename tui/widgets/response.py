@@ -25,6 +25,8 @@ from textual.strip import Strip
 
 from tokint_local.events import TokenEvent
 
+from ..plain import visible
+
 # Truecolor throughout: named ANSI colours cost a conversion per segment on every frame.
 TAKEOVER = Style(bold=True, color="#101010", bgcolor="#ffc040")
 CURSOR = Style(reverse=True, underline=True)
@@ -33,16 +35,6 @@ EMPTY_MARK = "⟨∅⟩"  # where the cursor sits on a token with no text of its
 # Backgrounds for divergence shading, by nats: < 0.1, < 0.5, < 1, < 2, < 4, >= 4
 SHADES = [None, "#3a3a3a", "#5f1f1f", "#8f2020", "#c02828", "#ff3030"]
 SHADE_EDGES = [0.1, 0.5, 1.0, 2.0, 4.0]
-_CONTROL_PICTURES = {c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}
-_CONTROL_PICTURES[0x7F] = "\u2421"
-_CONTROL_PICTURES[ord("\t")] = "    "
-
-
-def visible(text: str) -> str:
-    """Control characters (other than newline) as their visible Unicode pictures; tabs as spaces."""
-    return text.translate(_CONTROL_PICTURES)
-
-
 def shade_level(divergence: Optional[float]) -> int:
     if divergence is None:
         return 0

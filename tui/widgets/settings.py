@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Select
 
@@ -11,6 +12,8 @@ from tokint_local.divergence import DIVERGENCES
 from tokint_local.errors import InvalidParameter
 from tokint_local.events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
 from tokint_local.status import PairListing
+
+from ..plain import plain
 
 NUMBER_FIELDS = ("threshold", "budget", "temperature", "max_tokens", "seed")
 
@@ -39,9 +42,13 @@ class SettingsPanel(VerticalScroll):
         yield Input("", placeholder="random", id="seed", compact=True)
 
     def set_pairs(self, pairs: list[PairListing], default: Optional[str]) -> None:
+        """List ``pairs``; keep the one chosen, else select ``default``, else the first (models.toml may name no default)."""
         self._pairs = {p.name: p for p in pairs}
         select = self.query_one("#pair", Select)
         current = select.value if select.value in self._pairs else default
+        if current not in self._pairs and pairs:
+            current = pairs[0].name
+        select.prompt = "choose a pair" if pairs else "no pairs in models.toml"
         select.set_options([(self._label(p), p.name) for p in pairs])
         if current in self._pairs:
             select.value = current
@@ -49,9 +56,9 @@ class SettingsPanel(VerticalScroll):
         self._apply_defaults()
 
     @staticmethod
-    def _label(p: PairListing) -> str:
+    def _label(p: PairListing) -> Text:
         ok = p.base.present and p.reasoning.present
-        return f"{p.name}{'' if ok else ' (files missing)'}"
+        return plain(f"{p.name}{'' if ok else ' (files missing)'}")
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "pair":
@@ -77,7 +84,7 @@ class SettingsPanel(VerticalScroll):
             hint.update("")
             return
         missing = [f"{role}: {m.source}" for role, m in (("base", pair.base), ("reasoning", pair.reasoning)) if not m.present]
-        hint.update("files missing: " + "; ".join(missing) if missing else "files present" + (", loaded" if pair.loaded else ""))
+        hint.update(plain("files missing: " + "; ".join(missing) if missing else "files present" + (", loaded" if pair.loaded else "")))
         hint.set_class(bool(missing), "error")
 
     def request(self, prompt: str, **overrides) -> GenerationRequest:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from ..plain import plain
 from ..transcript import Transcript
 
 
@@ -23,4 +24,4 @@ def stats_text(t: Transcript) -> str:
 class StatsLine(Static):
     def show(self, transcript: Transcript | None) -> None:
         # a fixed-size line: no layout pass (which would repaint the whole screen on every frame)
-        self.update(stats_text(transcript) if transcript else "ready: type a prompt, then Ctrl+R", layout=False)
+        self.update(plain(stats_text(transcript)) if transcript else "ready: type a prompt, then Ctrl+R", layout=False)
