@@ -286,6 +286,7 @@ TEMPLATES = ["Write a Python function that {}.", "Write a JavaScript function th
 
 
 @pytest.mark.real
+@pytest.mark.timeout(1200)  # 52 prompts twice on the real pair: minutes on 2 cores
 def test_real_pair_together_differs_from_alone_only_at_near_ties(real_pair):
     """52 greedy prompts, four at a time (a new one joins as one ends), against each alone. A batch of
     several sequences rounds differently from one sequence's (docs/PERFORMANCE.md), so a response may
