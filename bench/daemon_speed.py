@@ -7,7 +7,10 @@ loads the same pair for the in-process engine. For each prompt and mode, runs th
 request both ways, one after the other. Tokens/s is measured where the tokens are consumed:
 the in-process loop, or the client receiving the stream. Latency per token is, for each token,
 (time the client received it - time the request was sent) - (the engine's own t for it): how late
-a token reaches the client compared with when the engine produced it.
+a token reaches the client compared with when the engine produced it (it includes the request's
+way to the worker, so it bounds the added latency from above). The daemon also times each token's
+hop from its llama.cpp worker process (``status().worker.token_hop_ms``, on the machine-wide
+monotonic clock): that hop is what running llama.cpp in a separate process adds per token.
 """
 from __future__ import annotations
 
@@ -92,6 +95,8 @@ def main() -> None:
                     results[mode]["daemon"].append(remote)
                     print(f"{mode:9} {prompt[:30]!r}: in-process {local['tps']:.1f} tok/s, daemon {remote['tps']:.1f} tok/s",
                           file=sys.stderr)
+            worker = client.status().worker
+            hop = worker.token_hop_ms if worker is not None else None
             client.shutdown()
     finally:
         try:
@@ -109,6 +114,8 @@ def main() -> None:
           f"{args.prompts} prompts, commit {git_rev()}\n")
     print(table(["mode", "in-process tok/s", "daemon tok/s", "ratio", "TTFT in-process ms", "TTFT daemon ms",
                  "token lag median ms", "token lag p95 ms"], rows))
+    if hop:
+        print(f"\nworker -> daemon hop per token (the daemon's own timing): median {hop[0]:.3f} ms, p95 {hop[1]:.3f} ms")
 
 
 if __name__ == "__main__":

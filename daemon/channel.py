@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import time
 from typing import Any, Optional
 
 import msgpack
@@ -88,4 +89,6 @@ def write_frame_fd(fd: int, message: dict[str, Any]) -> None:
 
 
 def job_message(kind: str, job: Optional[str], content: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    return {"type": kind, "job": job, "content": content or {}}
+    """A worker -> supervisor message; ``at`` is when it was sent (CLOCK_MONOTONIC, shared by every
+    process on the machine), so the supervisor can measure the hop."""
+    return {"type": kind, "job": job, "content": content or {}, "at": time.monotonic()}

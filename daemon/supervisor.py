@@ -30,6 +30,7 @@ CRASH_WINDOW_S = 60.0  # crashes closer together than this count as repeated
 FREE_CRASHES = 2  # repeated crashes restarted at once before backing off
 MAX_BACKOFF_S = 30.0
 READY_TIMEOUT_S = 60.0  # a worker that does not say "ready" in this time is killed
+HOP_SAMPLES = 2048  # token hops (worker -> daemon) kept for status
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class WorkerProcess:
         self.stopping = False
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._ready_pid: Optional[int] = None
+        self.hops: deque[float] = deque(maxlen=HOP_SAMPLES)  # seconds from the worker's send to our read, per token
         self._task: Optional[asyncio.Task] = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -129,6 +131,7 @@ class WorkerProcess:
             last_crash=last.how if last else None, last_crash_ago_s=now - last.at if last else None,
             restart_in_s=max(0.0, self.backoff_until - now) if state == "backoff" else None,
             memory_rss_bytes=_rss_bytes(self.pid) if state == "running" else 0,
+            token_hop_ms=_quantiles_ms(self.hops),
         )
 
     # -- the loop that keeps a worker running ----------------------------------------------
@@ -192,6 +195,8 @@ class WorkerProcess:
                     self.ready.set()
                     ready_timer.cancel()
                     continue
+                if message.get("type") == "token" and isinstance(message.get("at"), float):
+                    self.hops.append(time.monotonic() - message["at"])
                 self.on_message(message)
         finally:
             ready_timer.cancel()
@@ -223,6 +228,14 @@ class WorkerProcess:
             text = line.decode("utf-8", "replace").rstrip()
             self._tail.append(text)
             log.info("worker: %s", text)
+
+
+def _quantiles_ms(samples: deque[float]) -> Optional[tuple[float, float]]:
+    """(median, p95) in milliseconds, or None without samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return 1000 * ordered[len(ordered) // 2], 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
 def _rss_bytes(pid: Optional[int]) -> int:

@@ -143,6 +143,14 @@ def real_pair():
     pair.close()
 
 
+def wait_until(condition, timeout: float = 10.0) -> None:
+    """Poll ``condition`` every 50 ms; fail the test if it is not true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 class DaemonProcess:
     """A real tokintd in a subprocess, serving a models file at an address."""
 

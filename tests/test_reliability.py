@@ -14,7 +14,7 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import DaemonProcess, models_toml_text
+from conftest import DaemonProcess, wait_until, models_toml_text
 from tokint_local.client import Client
 from tokint_local.errors import DaemonError, ModelFileMissing, ModelLoadError
 from tokint_local.events import Summary, TokenEvent
@@ -23,11 +23,6 @@ from tokint_local.history import list_generations
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 REQUEST_TYPES = ["hello", "status", "list_pairs", "load_pair", "unload_pair", "generate", "cancel", "shutdown",
                  "heartbeat", "dance", ""]
 FIELDS = ["prompt", "pair", "mode", "threshold", "budget", "max_tokens", "temperature", "seed", "stop", "id",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess
+from conftest import DaemonProcess, wait_until
 from tokint_local.client import Client
 from tokint_local.errors import BackendCrashed
 from tokint_local.events import Summary, TokenEvent
@@ -20,11 +20,6 @@ from tokint_local.history import show_generation
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def worker_pid(client: Client) -> int:
@@ -54,6 +49,8 @@ def test_a_worker_killed_mid_generation_fails_only_that_generation(daemon, tokin
         assert status.worker.restarts == 1 and status.worker.state == "running"
         assert status.worker.pid not in (None, pid)
         assert sig.name in status.worker.last_crash
+        median, p95 = status.worker.token_hop_ms  # the daemon timed each token's hop from the worker
+        assert 0 <= median <= p95
     wait_until(lambda: show_generation(stream.id)["state"] == "failed")
     record = show_generation(stream.id)
     assert record["error"].startswith("backend_crashed") and sig.name in record["error"]

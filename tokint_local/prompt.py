@@ -121,7 +121,9 @@ def format_conversation(messages: Sequence[ChatMessage], template: Optional[str]
 
     ``fmt`` is the model's configured prompt format: "gguf" (its own chat template, or raw text when
     it has none), "raw", or a named template ("chatml", "llama3"). ``raw`` overrides it per request.
-    Without a template only a single user message can be given (as plain text).
+    Without a template only a single user message can be given (as plain text). Content goes in
+    exactly as given: a filter the template applies to a message's content (say ``| trim``) acts on
+    the placeholder, not on the content.
     """
     if fmt in NAMED_TEMPLATES:
         template = NAMED_TEMPLATES[fmt]

@@ -134,6 +134,8 @@ def worker_text(w: WorkerStatus) -> str:
     else:
         text = w.state
     text += f", {w.restarts} restart{'s' if w.restarts != 1 else ''}"
+    if w.token_hop_ms:
+        text += f", token hop {w.token_hop_ms[0]:.2f} ms median ({w.token_hop_ms[1]:.2f} p95)"
     if w.last_crash:
         text += f"; last crash {duration(w.last_crash_ago_s or 0)} ago: {w.last_crash}"
     return text

@@ -162,6 +162,8 @@ class WorkerStatus:
     last_crash_ago_s: Optional[float] = None
     restart_in_s: Optional[float] = None  # in backoff: seconds until the next start
     memory_rss_bytes: int = 0
+    # (median, p95) ms from the worker sending a token event to the daemon reading it (last 2,048 tokens)
+    token_hop_ms: Optional[tuple[float, float]] = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,10 @@ class DaemonStatus:
             pairs.append(LoadedPair(**pk))
         kwargs["loaded_pairs"] = pairs
         if isinstance(body.get("worker"), dict):
-            kwargs["worker"] = WorkerStatus(**_known(WorkerStatus, body["worker"]))
+            worker = _known(WorkerStatus, body["worker"])
+            if worker.get("token_hop_ms") is not None:
+                worker["token_hop_ms"] = tuple(worker["token_hop_ms"])
+            kwargs["worker"] = WorkerStatus(**worker)
         return cls(**kwargs)
 
 
