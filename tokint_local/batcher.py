@@ -137,9 +137,17 @@ class Batcher:
                     self._step()
         finally:
             self._owner = None
-            for work in self._waiting:  # nobody is left to decode them
-                work.finish(error=BackendError("the batcher stopped"))
+            left = self._waiting
             self._waiting = []
+            while True:  # nobody is left to serve these: their threads get an error, not a wait forever
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Work):
+                    left.append(item)
+            for work in left:
+                work.finish(error=BackendError("the batcher stopped"))
 
     def _on_owner(self) -> bool:
         return self._owner == threading.get_ident()

@@ -103,6 +103,7 @@ class ResponseView(ScrollView, can_focus=True):
         self._turns: list[_Turn] = [] if conversation else [_Turn(None, intervene, 0)]
         self._lines: list[Line] = [] if conversation else [Line()]
         self._tail: list[Line] = []  # the last turn's strip and caption, drawn after the lines
+        self._tail_strips: dict[int, Strip] = {}
         self._token_lines: list[tuple[int, int]] = []  # first and last line of each token
         self._width = 0
         self._strips: dict[int, Strip] = {}
@@ -148,7 +149,7 @@ class ResponseView(ScrollView, can_focus=True):
         self._turns.append(_Turn(transcript, transcript.request.mode == "intervene", len(self.tokens),
                                  folded=self.fold_thinking))
         self._add_head(len(self._turns) - 1)
-        self._tail = self._make_tail(len(self._turns) - 1)
+        self._set_tail(len(self._turns) - 1)
         for y in [y for y in self._strips if y >= first_new]:
             del self._strips[y]
         self.follow = True
@@ -173,17 +174,17 @@ class ResponseView(ScrollView, can_focus=True):
         for y in range(first_dirty, len(self._lines)):
             self._strips.pop(y, None)
         now = time.monotonic()
-        if self.conversation and now - self._tail_at >= TAIL_EVERY_S:
-            self._tail = self._make_tail(turn)
         if now - self._sized_at >= SIZE_EVERY_S:
             self.settle()
-        else:
-            self.refresh()
+            return
+        if self.conversation and now - self._tail_at >= TAIL_EVERY_S:
+            self._set_tail(turn)
+        self.refresh()
 
     def settle(self) -> None:
         """Bring the strip, the caption and the scrollable size up to date now (the stream ended, or a pause)."""
         if self.conversation and self._turns:
-            self._tail = self._make_tail(len(self._turns) - 1)
+            self._set_tail(len(self._turns) - 1)
         self._resize()
         self.refresh()
         if self.follow:
@@ -223,7 +224,9 @@ class ResponseView(ScrollView, can_focus=True):
                 self._add_head(k)
             for i in range(self._turns[k].first, self._end_of(k)):
                 self._lay(i)
-        self._tail = self._make_tail(len(self._turns) - 1) if self.conversation and self._turns else []
+        self._tail, self._tail_strips = [], {}
+        if self.conversation and self._turns:
+            self._set_tail(len(self._turns) - 1)
         self._resize()
         self.refresh()
 
@@ -235,9 +238,13 @@ class ResponseView(ScrollView, can_focus=True):
         self._lines += head_lines(self._turns[k].transcript, self._turns[k - 1].transcript.system if k else None, width)
 
     def _make_tail(self, k: int) -> list[Line]:
-        self._tail_at = time.monotonic()
         turn = self._turns[k]
         return tail_lines(turn.transcript, self.tokens[turn.first : self._end_of(k)], self._width or self._wrap_width())
+
+    def _set_tail(self, k: int) -> None:
+        """Draw turn ``k``'s strip and caption (the last turn's) after the lines."""
+        self._tail_at = time.monotonic()
+        self._tail, self._tail_strips = self._make_tail(k), {}
 
     def _resize(self) -> None:
         self._sized_at = time.monotonic()
@@ -375,7 +382,9 @@ class ResponseView(ScrollView, can_focus=True):
         if index >= n + len(self._tail):
             return Strip.blank(width, base)
         if index >= n:  # the streaming turn's strip: a few lines, rebuilt as it grows
-            strip = Strip(self._segments(self._tail[index - n], base, index))
+            strip = self._tail_strips.get(index - n)
+            if strip is None:
+                strip = self._tail_strips[index - n] = Strip(self._segments(self._tail[index - n], base, index))
         else:
             strip = self._strips.get(index)
             if strip is None:
@@ -385,11 +394,13 @@ class ResponseView(ScrollView, can_focus=True):
 
     def watch_shade(self, _old: bool, _new: bool) -> None:
         self._strips.clear()
+        self._tail_strips.clear()
         self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
+        self._tail_strips.clear()
 
     # -- cursor ----------------------------------------------------------------------------
     def set_cursor(self, index: Optional[int]) -> None:

@@ -30,21 +30,24 @@ def strip_rows(divergences: list[Optional[float]], takeovers: set[int], threshol
         return [], []
     per = max(1, math.ceil(n / width))  # positions per column when they outnumber the columns
     cells = max(1, width // n) if n < width else 1  # columns per position when they do not
-    top = max((d for d in divergences if d is not None and math.isfinite(d)), default=0.0) or 1.0
+    top = largest(divergences) or 1.0
+    taken = {p // per for p in takeovers}
     bars: list[Run] = []
-    marks: list[Run] = []
     for col in range(math.ceil(n / per)):
         lo, hi = col * per, min((col + 1) * per, n)
         d = max((d for d in divergences[lo:hi] if d is not None), default=None)
         if d is None:
-            bars.append(("·" * cells, UNSCORED))
+            bar, style = "·", UNSCORED
         else:
-            level = len(BARS) - 1 if not math.isfinite(d) else max(1, round(d / top * (len(BARS) - 1)))
+            bar = BARS[len(BARS) - 1 if not math.isfinite(d) else max(1, round(d / top * (len(BARS) - 1)))]
             dim = hi <= thinking
-            bars.append((BARS[level] * cells, (THINKING_ABOVE if dim else ABOVE) if d >= threshold else (THINKING_BELOW if dim else BELOW)))
-        taken = any(p in takeovers for p in range(lo, hi))
-        marks.append((("▲" if taken else " ").center(cells), MARK))
-    return bars, marks
+            style = (THINKING_ABOVE if dim else ABOVE) if d >= threshold else (THINKING_BELOW if dim else BELOW)
+        if bars and bars[-1][1] is style:  # one run per colour: fewer segments to draw on every frame
+            bars[-1] = (bars[-1][0] + bar * cells, style)
+        else:
+            bars.append((bar * cells, style))
+    marks = "".join(("▲" if col in taken else " ").center(cells) for col in range(math.ceil(n / per)))
+    return bars, [(marks, MARK)]
 
 
 def largest(divergences: list[Optional[float]]) -> Optional[float]:
