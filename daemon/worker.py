@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import itertools
 import os
 import sys
 import threading
@@ -153,14 +154,21 @@ class Worker:
     def _generate(self, job: str, slots: Slots, request: GenerationRequest, cancel: Cancel) -> None:
         try:
             events = slots.generate(request, cancel)
+            summary = None
             try:
                 first = next(events)  # prompt errors (too long, empty) raise here, before "started"
                 self.send("started", job)
-                self._event(job, first)
-                for event in events:
-                    self._event(job, event)
+                for event in itertools.chain([first], events):
+                    if isinstance(event, TokenEvent):
+                        self._event(job, event)
+                    else:
+                        summary = event
             finally:
                 events.close()
+            # The summary goes once the slot is free again: on reading it the daemon may start the
+            # next job on this pair at once, and that job must find a free slot.
+            if summary is not None:
+                self._event(job, summary)
         except TokintError as exc:
             self._send_quietly("error", job, {"code": exc.code, "message": str(exc)})
         except (BrokenPipeError, ChannelClosed, OSError):
