@@ -250,6 +250,15 @@ def test_sequences_of_one_context_keep_to_themselves(tiny_files):
         multi.truncate(len(b), seq=0)  # rolling one sequence back leaves the others alone
         np.testing.assert_allclose(multi.decode([8], [0], seq=2), solo.decode([8], [0]), atol=1e-3)
         assert multi.seq_n_past(2) == len(a) + 2 and multi.seq_n_past(0) == len(b)
+        # parts out of sequence order (decoded in order, for speed) come back in the order given
+        n0, n2 = multi.seq_n_past(0), multi.seq_n_past(2)
+        in_order = multi.decode_batch([(0, [9], [0]), (2, [9, 10], [1])])
+        assert not np.allclose(in_order[0], in_order[1], atol=1e-2)
+        multi.truncate(n0, seq=0)
+        multi.truncate(n2, seq=2)
+        given = multi.decode_batch([(2, [9, 10], [1]), (0, [9], [0])])
+        np.testing.assert_allclose(given[0], in_order[1], atol=1e-3)
+        np.testing.assert_allclose(given[1], in_order[0], atol=1e-3)
         with pytest.raises(BackendError, match="once"):
             multi.decode_batch([(0, [5], None), (0, [6], None)])
         with pytest.raises(BackendError, match="sequence 3"):

@@ -474,6 +474,11 @@ class LlamaModel:
             raise BackendError(f"a batch holds 1 to {self.n_batch} tokens, not {total}")
         if len({seq for seq, _, _ in parts}) != len(parts):
             raise BackendError("a sequence may appear once in a batch")
+        # In ascending sequence order: with a KV stream per sequence, llama.cpp splits a batch whose
+        # sequence ids are out of order into one micro-batch per sequence, and 4 rows then cost
+        # about 4 single-row decodes instead of about 2.5 (bench/batch_speed.py, docs/PERFORMANCE.md).
+        order = sorted(range(len(parts)), key=lambda k: parts[k][0])
+        parts = [parts[k] for k in order]
         batch = self._batch
         i = 0
         wanted: list[list[int]] = []  # per part: the batch indices of its logits rows
@@ -507,7 +512,10 @@ class LlamaModel:
                     raise BackendError(f"llama.cpp returned no logits for row {index}")
                 logits[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
             out.append(logits)
-        return out
+        in_order: list[np.ndarray] = [np.empty(0)] * len(out)
+        for k, logits in zip(order, out):
+            in_order[k] = logits
+        return in_order
 
     def truncate(self, n: int, seq: int = 0) -> None:
         """Forget every cached position of sequence ``seq`` from ``n`` on (``llama_memory_seq_rm``).
