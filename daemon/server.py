@@ -243,7 +243,10 @@ class Daemon:
 
     def _unread(self) -> bool:
         """True while a socket holds messages not read yet: silence is only judged on what was read."""
-        return any(not sock.closed and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN for sock in self.sockets)
+        # `get`, not `getsockopt`: on a zmq.asyncio socket only `get(EVENTS)` re-arms the loop's wake-up;
+        # `getsockopt` (the base class's) consumes the edge, and messages then sit unread until
+        # something else wakes the socket (the fuzzer and a TUI client waited seconds in CI).
+        return any(not sock.closed and sock.get(zmq.EVENTS) & zmq.POLLIN for sock in self.sockets)
 
     def reply(self, peer: Peer, request: Message, content: dict[str, Any]) -> None:
         self.send(peer, Message(f"{request.type}_reply", content, parent=request.id))
