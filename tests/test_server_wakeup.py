@@ -23,8 +23,12 @@ async def test_asking_for_unread_messages_keeps_the_reader_awake(tmp_path):
         reading = asyncio.ensure_future(router.recv_multipart())
         await asyncio.sleep(0.05)  # the reader now waits on the socket's file descriptor
         dealer.send_multipart([b"header", b"content"])
-        time.sleep(0.2)  # the loop is busy: the message has arrived, the loop has not looked yet
-        assert Daemon._unread(SimpleNamespace(sockets=[router]))  # the watchdog's question, asked now
+        # The loop is busy (this thread sleeps): the message arrives, the loop has not looked yet; the
+        # watchdog's question is asked meanwhile, until it sees the message waiting.
+        deadline = time.monotonic() + 5.0
+        while not Daemon._unread(SimpleNamespace(sockets=[router])):
+            assert time.monotonic() < deadline, "the message never arrived"
+            time.sleep(0.02)
         frames = await asyncio.wait_for(reading, 2.0)  # read at once, not when something else comes
         assert frames[1:] == [b"header", b"content"]
     finally:
