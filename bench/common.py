@@ -69,3 +69,25 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def wait_for_preload(proc, address: str, timeout: float) -> None:
+    """Wait until the tokintd started as ``proc`` at ``address`` answers with a pair loaded (its
+    ``--preload``); after ``timeout`` seconds kill it and exit."""
+    import time
+
+    from tokint_local.client import Client
+    from tokint_local.errors import DaemonUnavailable
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Client(address) as c:
+            try:
+                c.hello(timeout=0.5)
+                if c.status().loaded_pairs:
+                    return
+            except DaemonUnavailable:
+                pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("tokintd did not start")

@@ -26,10 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BASE, PROMPTS, REASONING, git_rev, machine, mean, real_pair, require_models, table  # noqa: E402
+from common import BASE, PROMPTS, REASONING, git_rev, machine, mean, real_pair, require_models, table, wait_for_preload  # noqa: E402
 from tokint_local.client import Client  # noqa: E402
 from tokint_local.engine import generate  # noqa: E402
-from tokint_local.errors import DaemonUnavailable  # noqa: E402
 from tokint_local.events import GenerationRequest, Summary, TokenEvent  # noqa: E402
 
 
@@ -60,18 +59,8 @@ def start_daemon(folder: Path, threads: int) -> tuple[subprocess.Popen, str]:
     address = f"ipc://{folder}/d.sock"
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "--models", str(models), "--bind", address,
                              "--preload", "bench", "--log-level", "warning"], cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with Client(address) as c:
-            try:
-                c.hello(timeout=0.5)
-                if c.status().loaded_pairs:
-                    return proc, address
-            except DaemonUnavailable:
-                pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("tokintd did not start")
+    wait_for_preload(proc, address, 60)
+    return proc, address
 
 
 def main() -> None:

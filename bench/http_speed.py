@@ -34,9 +34,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import openai  # noqa: E402
 
-from common import BASE, PROMPTS, REASONING, git_rev, machine, mean, require_models, table  # noqa: E402
+from common import BASE, PROMPTS, REASONING, git_rev, machine, mean, require_models, table, wait_for_preload  # noqa: E402
 from tokint_local.client import Client  # noqa: E402
-from tokint_local.errors import DaemonUnavailable  # noqa: E402
 from tokint_local.events import TokenEvent  # noqa: E402
 from tokint_local.history import show_generation  # noqa: E402
 
@@ -98,18 +97,8 @@ def start_daemon(folder: Path, threads: int, models: Path | None) -> tuple[subpr
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "--models", str(models), "--bind", address,
                              "--http", f"127.0.0.1:{port}", "--preload", MODEL, "--log-level", "warning"],
                             cwd=ROOT, env={**os.environ, "TOKINT_HOME": str(home)})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with Client(address) as c:
-            try:
-                c.hello(timeout=0.5)
-                if c.status().loaded_pairs:
-                    return proc, address, f"http://127.0.0.1:{port}/v1", home
-            except DaemonUnavailable:
-                pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("tokintd did not start")
+    wait_for_preload(proc, address, 120)
+    return proc, address, f"http://127.0.0.1:{port}/v1", home
 
 
 def main() -> None:

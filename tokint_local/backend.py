@@ -502,8 +502,8 @@ class LlamaModel:
                 if llama_cpp.llama_memory_seq_pos_max(self._memory, seq) != len(self._cached[seq]) - 1:
                     self._clear(seq)
             raise BackendError(f"llama_decode failed with code {rc}")
-        out = []
-        for (seq, tokens, _), indices in zip(parts, wanted):
+        out: list[np.ndarray] = [np.empty(0)] * len(parts)
+        for k, (seq, tokens, _), indices in zip(order, parts, wanted):  # each back in its place in ``parts``
             self._cached[seq].extend(tokens)
             logits = np.empty((len(indices), self.n_vocab), dtype=np.float32)
             for j, index in enumerate(indices):
@@ -511,11 +511,8 @@ class LlamaModel:
                 if not ptr:
                     raise BackendError(f"llama.cpp returned no logits for row {index}")
                 logits[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-            out.append(logits)
-        in_order: list[np.ndarray] = [np.empty(0)] * len(out)
-        for k, logits in zip(order, out):
-            in_order[k] = logits
-        return in_order
+            out[k] = logits
+        return out
 
     def truncate(self, n: int, seq: int = 0) -> None:
         """Forget every cached position of sequence ``seq`` from ``n`` on (``llama_memory_seq_rm``).
