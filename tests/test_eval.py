@@ -212,3 +212,33 @@ def test_report_summarizes_every_configuration_in_a_results_file_without_models(
     assert "--report needs --out" in capsys.readouterr().err
     assert main(["eval", "--out", str(out)]) == 1
     assert "--dataset is required" in capsys.readouterr().err
+
+
+def test_report_on_a_datasets_first_items_and_a_warning_when_configurations_hold_different_items(tmp_path, capsys):
+    from tokint_local.cli import main
+
+    dataset = tmp_path / "sums.jsonl"
+    dataset.write_text("".join(json.dumps({"id": f"q{n}", "prompt": f"{n}+1?", "checker": "numeric", "answer": n + 1})
+                               + "\n" for n in range(3)))
+    out = tmp_path / "results.jsonl"
+    f = ResultsFile(out)
+    held = {"base": ["q0", "q1", "q2"], "reasoning": ["q0", "q1"]}  # the reasoning run stopped after two items
+    for mode, items in held.items():
+        for item in items:
+            f.append({"type": "item", "item": item, "config": mode, "mode": mode, "budget": None, "threshold": None,
+                      "passed": item != "q2", "n_tokens": 10, "n_takeovers": 0, "takeover_positions": [],
+                      "tokens_per_second": 5.0, "response": "x"})
+
+    assert main(["eval", "--report", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["n_items"] for line in captured.out.splitlines()] == [3, 2]
+    assert "hold different items (2 to 3; 2 held by all)" in captured.err
+
+    assert main(["eval", "--report", "--out", str(out), "--json", "--dataset", str(dataset), "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    s = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(x["n_items"], x["accuracy"]) for x in s] == [(2, 1.0), (2, 1.0)]
+    assert "different items" not in captured.err
+
+    assert main(["eval", "--report", "--out", str(out), "--limit", "2"]) == 1
+    assert "--limit N needs --dataset" in capsys.readouterr().err

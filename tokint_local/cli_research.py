@@ -164,7 +164,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not Path(args.out).exists():
             raise ConfigError(f"--report: {args.out}: no such results file")
         records = ResultsFile(Path(args.out)).load()
-        _eval_report(args, summarize_results(records, configs_in(records)))
+        if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
+            ids = {item.id for item in load_dataset(args.dataset, args.limit)}
+            records = [r for r in records if r["item"] in ids]
+        elif args.limit is not None:
+            raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
+        configs = configs_in(records)
+        _eval_report(args, summarize_results(records, configs))
+        _warn_uneven(records)
         return 0
     if not args.dataset:
         raise ConfigError("--dataset is required (humaneval or FILE.jsonl), unless --report")
@@ -232,6 +239,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
             client.close()
     _eval_report(args, summarize_results(records, configs))
     return 0
+
+
+def _warn_uneven(records: list[dict]) -> None:
+    """Say so on stderr when the configurations do not all hold the same items (their accuracies then
+    do not compare), and how to report on the items they share."""
+    held: dict[str, set] = {}
+    for r in records:
+        held.setdefault(r["config"], set()).add(r["item"])
+    if len({frozenset(items) for items in held.values()}) > 1:
+        shared = set.intersection(*held.values())
+        sys.stderr.write(f"tokint: the configurations hold different items ({min(map(len, held.values()))} to "
+                         f"{max(map(len, held.values()))}; {len(shared)} held by all): compare them on the same "
+                         "items with --dataset D --limit N\n")
 
 
 def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
@@ -392,7 +412,8 @@ def add_parsers(sub: Any) -> None:
     ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
     ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it)")
     ev.add_argument("--plot", metavar="FILE.png", help="accuracy against budget, with base and reasoning lines")
-    ev.add_argument("--report", action="store_true", help="report every configuration the --out file holds; run nothing")
+    ev.add_argument("--report", action="store_true", help="report every configuration the --out file holds; run "
+                    "nothing (with --dataset and --limit N: on the dataset's first N items only)")
     ev.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
     ev.add_argument("--parallel", type=_parallel, default=1, metavar="N",
                     help="keep N items in flight, decoded together (default 1; through tokintd, the pair's own "
