@@ -100,6 +100,60 @@ def test_near_misses_fail(response, answer):
     assert not ok and why.startswith("answered")
 
 
+@pytest.mark.parametrize("response, answer", [
+    ("\\boxed{2^{10}}", "1024"),  # powers, products and scientific notation are worked out
+    ("\\boxed{10^{6}}", "1000000"),
+    ("\\boxed{1.5 \\times 10^3}", "1500"),
+    ("The answer is 1e5.", "100000"),
+    ("The answer is 5\u00b2.", "25"),
+    ("\\boxed{100000000000000000000}", "1e+20"),  # a JSON answer written by json.dumps(1e20)
+    ("\\boxed{\\frac{\\frac{1}{2}}{2}}", "1/4"),  # nested fractions, worked out exactly
+    ("\\boxed{\\frac{\\frac34}{\\frac12}}", "3/2"),
+    ("\\boxed{\\frac{1}{\\frac{1}{2}}}", "2"),
+    ("\\boxed{-\\$5}", "-5"),  # a sign before a currency sign
+    ("The answer is -$5.", "-5"),
+    ("The answer is 2\u00bd hours.", "5/2"),
+    ("The answer is 1\u20442.", "1/2"),
+    ("The answer is not 18, it is 20.", "20"),  # "answer is not": the response's last number
+])
+def test_worked_out_forms_of_a_right_answer(response, answer):
+    assert check_numeric(response, answer) == (True, "")
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("\\boxed{2^{10}}", "2"),  # read as a whole, never as its first number
+    ("\\boxed{2\\sqrt{3}}", "2"),
+    ("\\boxed{\\sqrt{2}}", "2"),
+    ("\\boxed{3\\pi}", "3"),
+    ("The answer is 2\\sqrt{3}.", "2"),
+    ("The answer is 10^100", "10"),
+    ("\\boxed{\\frac{\\frac{1}{2}}{2}}", "1/2"),
+    ("\\boxed{5 \\text{ or } 7}", "5"),  # a hedge is no answer
+    ("\\boxed{2, 3}", "2"),
+    ("\\boxed{(2, 3)}", "2"),
+    ("\\boxed{10-12}", "10"),
+    ("\\boxed{x \\neq 5}", "5"),
+    ("\\boxed{1,0000}", "1000"),  # not a thousands separator
+    ("The answer is not 18, it is 20.", "18"),
+    ("\\boxed{-\\$5}", "5"),
+    ("\\boxed{1}", "1e+20"),
+    ("I got 18. The answer is " + "9" * 5000, "18"),  # a number too long to read is not skipped
+    ("The answer is " + "9" * 4000 + "/0." + "0" * 4000 + "1", "1"),
+])
+def test_answers_that_are_not_the_number_fail(response, answer):
+    ok, why = check_numeric(response, answer)
+    assert not ok and why
+
+
+def test_hostile_responses_are_read_not_choked_on():
+    """An unclosed box used to make boxed() rescan the rest of the response (4,000 took 19 s, so
+    these 40,000 would outlast the test timeout); a huge power used to overflow a float."""
+    assert check_numeric("\\boxed{" * 40000, "1") == (False, "no number in the answer")
+    assert check_numeric("\\frac{" * 10000 + "1" + "}" * 10000, "1") == (True, "")
+    assert check_numeric("2^{9999}^{9999}" * 100, "1")[0] is False
+    assert check_numeric("\\boxed{9^{9999}}", "9")[0] is False
+
+
 def test_what_the_checker_reads():
     assert boxed("a \\boxed{\\frac{1}{2}} b \\boxed{x^{2}+1} c") == "x^{2}+1"
     assert boxed("\\boxed{unclosed") is None and boxed("nothing") is None

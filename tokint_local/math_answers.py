@@ -3,30 +3,40 @@
 Where the answer is (the first of these found):
 
 1. the last ``\\boxed{...}`` (braces nested to any depth; ``\\fbox`` too); inside it, what follows
-   the last ``=``;
+   the last ``=``. A box must hold one number, with units, currency, percent or degree signs and
+   words around it at most: a box with two numbers (``5 \\text{ or } 7``, ``(2, 3)``, ``10-12``) or
+   with anything that makes it more than a number (``2\\sqrt{3}``, ``3\\pi``, ``x \\neq 5``) states no
+   answer this checker can read, and fails;
 2. what follows the last ``####`` (GSM8K's own marker);
-3. what follows the last "answer is", "answer:" or "answer =" (any case);
+3. what follows the last "answer is", "answer:" or "answer =" (any case; "answer is not ..." does not
+   count);
 4. the whole response.
 
-In 1-3 the first number there is the answer, in 4 the last number. A number may be written with
-thousands separators (``1,000``, ``1{,}000``, ``1\\,000``), a sign, decimals (``18.00``), as a fraction
-(``3/4``, ``\\frac{3}{4}``, ``\\dfrac34``) or a mixed number (``2\\frac{1}{2}``), with currency signs,
-percent signs, degree signs and units around it, and a trailing period.
+In 2-3 the first number there is the answer (it must not be part of a root or a multiple of pi), in
+4 the last number; where 1-3 hold no number (an empty box, "the answer is below") the response's last
+number is. A number may be written with thousands separators (``1,000``, ``1{,}000``, ``1\\,000``), a
+sign, decimals (``18.00``), in scientific notation (``1.5e3``, ``1.5 \\times 10^3``), as a power
+(``2^{10}``, ``5²``), as a fraction (``3/4``, ``\\frac{3}{4}``, ``\\dfrac34``, ``½``, nested fractions) or a
+mixed number (``2\\frac{1}{2}``), with currency signs (``-\\$5`` is -5), percent signs, degree signs and
+units around it, and a trailing period. Powers, products of two numbers (``\\times``, ``\\cdot``, ``*``) and
+fractions are worked out exactly; a number of more than 4,000 digits is not read (an answer that needs
+one fails).
 
 Numbers compare exactly, as rationals (``Fraction``): ``18.00`` is 18, ``0.5`` is ``1/2``. A decimal of at
 least two places also matches an answer no decimal states exactly when it is that answer rounded
 or cut to its places (``0.33``, ``0.333``, ``0.67``, ``0.66`` for ``1/3`` and ``2/3``); an answer a decimal
 can state (18, 2.5, 0.125) must be matched exactly.
-
 """
 from __future__ import annotations
 
 import re
 from fractions import Fraction
-from typing import Optional
+from typing import Optional, Union
 
-_INTEGER = r"\d{1,3}(?:,\d{3})+|\d+"
-_DECIMAL = rf"(?:{_INTEGER})(?:\.\d+)?|\.\d+"
+MAX_DIGITS = 4000  # longer numbers are not read (Python refuses int <-> str past 4,300 digits)
+
+_INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d+"
+_DECIMAL = rf"(?:(?:{_INTEGER})(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{{1,4}}(?!\w|\.\d))?"
 # a number: sign, a mixed number or a fraction, else a decimal
 _NUMBER = re.compile(
     rf"(?<![\w.])(?P<sign>[-+]?)\s*(?:"
@@ -40,92 +50,207 @@ _MARKERS = (
 )
 _FRAC = re.compile(r"\\[dt]?frac\s*(?:\{([^{}]*)\}|(\d))\s*(?:\{([^{}]*)\}|(\d))")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
+_PLAIN = r"\d+(?:\.\d+)?"
+_POWER = re.compile(rf"(?<![\w.])({_PLAIN})\s*\^\s*(?:\{{\s*([-+]?\d{{1,4}})\s*\}}|(\d{{1,4}})(?!\d|\.\d))")
+_PRODUCT = re.compile(rf"(?<![\w.])({_PLAIN})\s*(?:\\times|\\cdot|×|·|\*)\s*({_PLAIN})(?![\w.]|\s*\^)")
+_IRRATIONAL = "\x00"  # stands for a root, pi or infinity: a number beside one is not the answer
+_VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅛": "1/8"}
+_SUPERSCRIPT = {"²": "^2", "³": "^3"}
+# what may sit around the one number in a box: currency, percent and degree signs, words (units), punctuation
+_DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|(?<!\\)\b[A-Za-z]+\b|[\s.,:;~{}]")
 
 
 def boxed(response: str) -> Optional[str]:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces kept; None if none."""
-    found = None
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", response):
-        depth, i = 1, m.end()
-        while i < len(response) and depth:
-            depth += {"{": 1, "}": -1}.get(response[i], 0)
-            i += 1
-        if depth == 0:
-            found = response[m.end() : i - 1]
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) that closes, nested braces kept;
+    None if none. One pass over the braces: linear in the length of ``response``."""
+    found, start = None, -1
+    open_boxes: list[tuple[int, int]] = []  # (brace depth outside the box, where its content starts)
+    depth = 0
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{|[{}]", response):
+        if m.group() == "}":
+            depth = max(depth - 1, 0)
+            if open_boxes and open_boxes[-1][0] == depth:
+                outer, begin = open_boxes.pop()
+                if begin > start:  # the box that opens last wins (an inner box over its outer one)
+                    found, start = response[begin : m.start()], begin
+        else:
+            if m.group() != "{":
+                open_boxes.append((depth, m.end()))
+            depth += 1
     return found
 
 
-def answer_span(response: str) -> tuple[str, bool]:
-    """The part of ``response`` that holds the final answer, and whether it was marked (boxed, ####,
-    "the answer is") rather than the whole response."""
+def answer_span(response: str) -> tuple[str, str]:
+    """The part of ``response`` that holds the final answer, and where it came from: ``box``,
+    ``marker`` (####, "the answer is") or ``response`` (the whole of it)."""
     box = boxed(response)
     if box is not None:
-        return box.rsplit("=", 1)[-1], True
+        return box.rsplit("=", 1)[-1], "box"
     for marker in _MARKERS:
         hits = list(marker.finditer(response))
         if hits:
             rest = response[hits[-1].end():].strip()
-            return (rest.splitlines()[0] if rest else "").rsplit("=", 1)[-1], True
-    return response, False
+            if re.match(r"not\b", rest, re.I):
+                return "", "marker"
+            return (rest.splitlines()[0] if rest else "").rsplit("=", 1)[-1], "marker"
+    return response, "response"
 
 
 def normalize(text: str) -> str:
-    """LaTeX and typography that hide a number, turned into plain text: fractions become a/b,
-    thin spaces and ``{,}`` go, ``\\text{...}`` keeps its words, the Unicode minus becomes '-'."""
+    """LaTeX and typography that hide a number, turned into plain text: fractions, powers and
+    products of two numbers are worked out, thin spaces and ``{,}`` go, ``\\text{...}`` keeps its
+    words, the Unicode minus becomes '-', a sign before a currency sign stays with the number."""
     text = text.replace("\\left", "").replace("\\right", "").replace("{,}", ",")
     text = re.sub(r"\\[,!;: ]", "", text)  # LaTeX spacing inside a number: 1\,000
     text = _TEXT.sub(r" \1 ", text)
-    for _ in range(3):  # nested \frac, innermost first
-        text = _FRAC.sub(lambda m: f" ({m.group(1) or m.group(2)})/({m.group(3) or m.group(4)}) ", text)
+    text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2044", "/")
+    for glyph, plain in {**_VULGAR, **_SUPERSCRIPT}.items():
+        text = text.replace(glyph, (" " if glyph in _VULGAR else "") + plain)
+    text = re.sub(r"\\sqrt|√|\\pi\b|π|\\infty|∞", _IRRATIONAL, text)
+    text = re.sub(r"([-+])\s*(?:\\\$|\$|£|€|¥)", r"\1", text)  # -\$5 is -5
+    for _ in range(8):  # innermost first: nested fractions, a power inside a fraction
+        before = text
+        text = _POWER.sub(_power, text)
+        text = _PRODUCT.sub(_product, text)
+        text = _FRAC.sub(_fraction, text)
+        if text == before:
+            break
     text = re.sub(r"(\d)\s*\(\s*(\d+)\s*\)/\(\s*(\d+)\s*\)", r"\1 \2/\3", text)  # 2\frac{1}{2}: a mixed number
-    text = re.sub(r"\(\s*([-+]?[\d.,]+)\s*\)", r"\1", text)  # the parentheses a fraction left around a number
-    text = text.replace("\u2212", "-").replace("\u2013", "-")
-    return text
+    return re.sub(r"\(\s*([-+]?[\d.,]+(?:\s*/\s*[\d.,]+)?)\s*\)", r"\1", text)  # parentheses around a number
+
+
+def _exact(value: Fraction) -> str:
+    """``value`` as text ``_NUMBER`` reads back exactly (a decimal when one states it)."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _small(value: Fraction) -> bool:
+    return max(value.numerator.bit_length(), value.denominator.bit_length()) <= MAX_DIGITS * 3.3
+
+
+def _power(m: re.Match) -> str:
+    base, exponent = Fraction(m.group(1)), int(m.group(2) or m.group(3))
+    digits = max(base.numerator.bit_length(), base.denominator.bit_length()) * 0.30103  # of the base
+    if abs(exponent) * max(digits, 1) > MAX_DIGITS:
+        return m.group()  # too large to work out: left as written (and not read as its base)
+    if base == 0 and exponent < 0:
+        return m.group()
+    return f" {_exact(base ** exponent)} "
+
+
+def _product(m: re.Match) -> str:
+    value = Fraction(m.group(1)) * Fraction(m.group(2))
+    return f" {_exact(value)} " if _small(value) else m.group()
+
+
+def _fraction(m: re.Match) -> str:
+    """``\\frac{a}{b}`` with one number each side becomes a/b worked out; else ``(a)/(b)``."""
+    top, bottom = m.group(1) or m.group(2), m.group(3) or m.group(4)
+    a, b = _sole_number(normalize(top)), _sole_number(normalize(bottom))
+    if isinstance(a, Fraction) and isinstance(b, Fraction) and b != 0:
+        value = a / b
+        return f" {'-' if value < 0 else ''}{_exact(abs(value))} " if _small(value) else m.group()
+    return f" ({top})/({bottom}) "
+
+
+def _sole_number(text: str) -> Union[Fraction, str, None]:
+    """The one number ``text`` states (decorations aside), or why not: None for no number, a
+    description for more than a number."""
+    found = _numbers(text, normalized=True)
+    rest = _DECORATION.sub("", _NUMBER.sub("", text))
+    if not found:
+        return None
+    if len(found) > 1:
+        return "several numbers"
+    if rest or found[0][0] is None:
+        return "more than a number"
+    return found[0][0]
 
 
 def parse_numbers(text: str) -> list[Fraction]:
     """Every number in ``text`` (after ``normalize``), in order, as exact rationals."""
-    return [value for value, _ in _numbers(text)]
+    return [value for value, _, _ in _numbers(text) if value is not None]
 
 
-def _numbers(text: str) -> list[tuple[Fraction, int]]:
-    """Every number in ``text`` and the decimal places it was written with (0: an integer or fraction)."""
-    out = []
-    for m in _NUMBER.finditer(normalize(text)):
-        sign = -1 if m.group("sign") == "-" else 1
-        places = 0
-        try:
-            if m.group("whole") is not None:
-                value = Fraction(_plain(m.group("whole"))) + Fraction(int(m.group("mnum")), int(m.group("mden")))
-            elif m.group("num") is not None:
-                value = Fraction(_plain(m.group("num"))) / Fraction(_plain(m.group("den")))
-            else:
-                value = Fraction(_plain(m.group("dec")))
-                places = len(m.group("dec").partition(".")[2])
-        except (ValueError, ZeroDivisionError):
-            continue
-        out.append((sign * value, places))
-    return out
+def _numbers(text: str, normalized: bool = False) -> list[tuple[Optional[Fraction], int, tuple[int, int]]]:
+    """Every number in ``text``: its value (None: too long to read), the decimal places it was
+    written with (0: an integer or fraction), and where it is in the normalized text."""
+    text = text if normalized else normalize(text)
+    return [n for n in map(_value, _NUMBER.finditer(text)) if n is not None]
+
+
+def _value(m: re.Match) -> Optional[tuple[Optional[Fraction], int, tuple[int, int]]]:
+    """One ``_NUMBER`` match read (see ``_numbers``); None where it is no number after all (x/0)."""
+    if m.end() - m.start() > MAX_DIGITS:
+        return None, 0, m.span()
+    sign = -1 if m.group("sign") == "-" else 1
+    places = 0
+    try:
+        if m.group("whole") is not None:
+            value = Fraction(_plain(m.group("whole"))) + Fraction(int(m.group("mnum")), int(m.group("mden")))
+        elif m.group("num") is not None:
+            value = Fraction(_plain(m.group("num"))) / Fraction(_plain(m.group("den")))
+        else:
+            value = Fraction(_plain(m.group("dec")))
+            mantissa = re.split(r"[eE]", m.group("dec"))[0]
+            places = len(mantissa.partition(".")[2]) if mantissa == m.group("dec") else 0
+    except (ValueError, ZeroDivisionError):
+        return None
+    return sign * value, places, m.span()
+
+
+def _last_number(text: str) -> Optional[tuple[Optional[Fraction], int, tuple[int, int]]]:
+    """The last number in ``text`` (already normalized), reading only that one."""
+    for m in reversed(list(_NUMBER.finditer(text))):
+        found = _value(m)
+        if found is not None:
+            return found
+    return None
 
 
 def _plain(number: str) -> str:
     return number.replace(",", "")
 
 
-def _final(response: str) -> Optional[tuple[Fraction, int]]:
-    span, marked = answer_span(response)
-    numbers = _numbers(span)
-    if numbers:
-        return numbers[0] if marked else numbers[-1]
-    if marked:  # a marker with no number after it ("the answer is below"): the response's last number
-        numbers = _numbers(response)
-        return numbers[-1] if numbers else None
-    return None
+def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
+    """The final answer and its decimal places, or None and why there is none."""
+    span, source = answer_span(response)
+    if source == "box":
+        text = normalize(span)
+        sole = _sole_number(text)
+        if isinstance(sole, str):
+            return None, f"the box holds {sole}: {_clip(span)!r}"
+        if sole is not None:
+            return (sole, _numbers(text, normalized=True)[0][1]), ""
+    else:
+        text = normalize(span)
+        chosen = _numbers(text[:MAX_DIGITS * 2], normalized=True)[:1] if source == "marker" else [_last_number(text)]
+        if chosen and chosen[0] is not None:
+            value, places, (start, end) = chosen[0]
+            beside = text[max(start - 2, 0) : start] + text[end : end + 2]
+            if value is None:
+                return None, "the answer is a number too long to read"
+            if _IRRATIONAL in beside or re.match(r"\s*\^", text[end:]):
+                return None, f"the answer is more than a number: {_clip(span)!r}"
+            return (value, places), ""
+        if source == "response":
+            return None, "no number in the answer"
+    last = _last_number(normalize(response))  # a box or a marker with no number in it: the response's last number
+    if last is None or last[0] is None:
+        return None, "no number in the answer"
+    return last[:2], ""
+
+
+def _clip(text: str, n: int = 60) -> str:
+    text = text.strip()
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def extract_number(response: str) -> Optional[Fraction]:
     """The final numeric answer of ``response`` (see the module docstring), or None."""
-    final = _final(response)
+    final, _ = _final(response)
     return None if final is None else final[0]
 
 
@@ -151,19 +276,20 @@ def _terminates(value: Fraction) -> bool:
 
 
 def check_numeric(response: str, answer: str) -> tuple[bool, str]:
-    """Whether ``response``'s final answer is the number ``answer``; and, when not, what it answered."""
+    """Whether ``response``'s final answer is the number ``answer``; and, when not, what it answered
+    (or why no answer could be read)."""
     wanted = parse_numbers(answer)
     if not wanted:
         return False, f"the item's answer {answer!r} is not a number"
-    final = _final(response)
+    final, why = _final(response)
     if final is None:
-        return False, "no number in the answer"
+        return False, why
     ok = same_number(final[0], wanted[0], final[1])
     return ok, "" if ok else f"answered {_show(final[0])}"
 
 
-
 def _show(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{value.numerator}/{value.denominator}"
+    digits = max(value.numerator.bit_length(), value.denominator.bit_length()) * 0.30103
+    if digits > 60:
+        return f"a number of about {digits:.0f} digits"
+    return _exact(value)
