@@ -46,6 +46,7 @@ class TokintOptions(_Request):
     """tokint's own settings; a field left out comes from the pair's defaults."""
 
     divergence: Optional[str] = None
+    gate: Optional[str] = None  # divergence, or the controls entropy, top1, random (tokint_local/gate.py)
     threshold: Optional[float] = None  # "inf" (a string) never takes over
     budget: Optional[int] = None  # null: unlimited
     schedule: Optional[str] = None

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -116,12 +117,23 @@ def test_sign_test():
 
 def test_results_file_ignores_a_torn_last_line(tmp_path):
     f = ResultsFile(tmp_path / "r.jsonl")
-    f.append({"type": "item", "item": "1", "config": "base"})
+    record = {"type": "item", "config": "base", "mode": "base", "passed": True, "n_tokens": 3, "n_takeovers": 0,
+              "tokens_per_second": 1.0}
+    f.append({**record, "item": "1"})
     with open(f.path, "a") as out:
         out.write('{"type": "item", "item": "2", "con')  # a write cut by a kill
     assert [r["item"] for r in f.load()] == ["1"]
-    f.append({"type": "item", "item": "3", "config": "base"})
+    f.append({**record, "item": "3"})
     assert [r["item"] for r in f.load()] == ["1", "3"]
+
+
+def test_a_hand_edited_record_is_named_not_a_traceback(tmp_path, capsys):
+    from tokint_local.cli import main
+
+    out = tmp_path / "r.jsonl"
+    out.write_text(json.dumps({"type": "item", "item": "1", "config": "base", "passed": True}) + "\n")
+    assert main(["eval", "--report", "--out", str(out)]) == 1
+    assert f"{out}:1: an item record needs 'mode'" in capsys.readouterr().err
 
 
 def test_a_killed_run_resumes_without_repeating_or_losing_items(tiny_models_toml, tmp_path):
@@ -242,3 +254,79 @@ def test_report_on_a_datasets_first_items_and_a_warning_when_configurations_hold
 
     assert main(["eval", "--report", "--out", str(out), "--limit", "2"]) == 1
     assert "--limit N needs --dataset" in capsys.readouterr().err
+
+
+def _sums(path: Path, n: int, long_item: Optional[int] = None) -> Path:
+    """A numeric JSONL dataset; item ``long_item`` has a prompt longer than the tiny pair's context."""
+    path.write_text("".join(json.dumps({
+        "id": f"q{i}", "checker": "numeric", "answer": i + 1,
+        "prompt": ("word " * 2000 if i == long_item else "") + f"{i}+1?"}) + "\n" for i in range(n)))
+    return path
+
+
+def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(tiny_models_toml, tmp_path, capsys):
+    from tokint_local.cli import main
+
+    out = tmp_path / "r.jsonl"
+    run = ["eval", "--local", "--models", str(tiny_models_toml), "--modes", "intervene", "--budgets", "2",
+           "--max-tokens", "8", "--out", str(out)]
+    data = _sums(tmp_path / "a.jsonl", 2)
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--seed", "0"]) == 0
+    records = ResultsFile(out).load()
+    assert [r["settings"] for r in records] == [{"pair": "tiny", "divergence": "kl", "max_tokens": 8, "seed": 0}] * 2
+    capsys.readouterr()
+
+    # the same command again resumes (runs nothing); another seed would mix two draws of positions
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--seed", "0"]) == 0
+    assert len(ResultsFile(out).load()) == 2
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--seed", "7"]) == 1
+    assert "made with seed 0, this run asks 7" in capsys.readouterr().err
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--max-tokens", "9"]) == 1
+    assert "made with max_tokens 8, this run asks 9" in capsys.readouterr().err
+
+    # another dataset whose items have the same ids
+    other = tmp_path / "b.jsonl"
+    other.write_text("".join(json.dumps({"id": f"q{i}", "checker": "numeric", "answer": 2 * i, "prompt": f"{i}*2?"})
+                             + "\n" for i in range(2)))
+    assert main(run + ["--dataset", str(other), "--gate", "random", "--threshold", "0.5"]) == 1
+    assert "holds another item under the id 'q0'" in capsys.readouterr().err
+
+    # a threshold that prints like the one run before, but is not it
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5000001"]) == 1
+    assert "at threshold 0.5, this run asks 0.5000001" in capsys.readouterr().err
+    assert main(run + ["--dataset", str(data), "--thresholds", "0.30000001,0.30000002"]) == 1
+    assert "both name the configuration intervene/budget=2/threshold=0.3" in capsys.readouterr().err
+    assert len(ResultsFile(out).load()) == 2  # nothing was mixed in
+
+
+def test_an_item_too_long_for_the_context_fails_and_the_run_goes_on(tiny_models_toml, tmp_path, capsys):
+    from tokint_local.cli import main
+
+    data = _sums(tmp_path / "a.jsonl", 3, long_item=1)
+    out = tmp_path / "r.jsonl"
+    assert main(["eval", "--local", "--models", str(tiny_models_toml), "--modes", "base", "--max-tokens", "4",
+                 "--dataset", str(data), "--out", str(out), "--json"]) == 0
+    records = ResultsFile(out).load()
+    assert [r["item"] for r in records] == ["q0", "q1", "q2"]
+    assert records[1]["finish_reason"] == "prompt_too_long" and not records[1]["passed"]
+    assert "context" in records[1]["why"] and records[0]["finish_reason"] != "prompt_too_long"
+
+
+def test_bad_eval_arguments_are_one_clear_line(tmp_path, capsys):
+    from tokint_local.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "e", "prompt": "1?", "checker": "numeric", "answer": 1}) + "\n"
+                    + json.dumps({"id": "e", "prompt": "2?", "checker": "numeric", "answer": 2}) + "\n")
+    assert main(["eval", "--dataset", str(data), "--local"]) == 1
+    assert f"{data}:2: the id 'e' is taken by line 1" in capsys.readouterr().err
+    for answer in (True, "", "many"):
+        data.write_text(json.dumps({"prompt": "1?", "checker": "numeric", "answer": answer}) + "\n")
+        assert main(["eval", "--dataset", str(data), "--local"]) == 1
+        assert f"{data}:1: checker 'numeric' needs" in capsys.readouterr().err
+    assert main(["eval", "--dataset", "gsm8k", "--thresholds", "0.5,,1"]) == 1
+    assert "--thresholds: '0.5,,1' is not a comma-separated list" in capsys.readouterr().err
+    for limit in ("0", "-2"):
+        with pytest.raises(SystemExit):
+            main(["eval", "--dataset", "gsm8k", "--limit", limit])
+        assert "must be a whole number of at least 1" in capsys.readouterr().err

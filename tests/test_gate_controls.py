@@ -226,6 +226,17 @@ def test_calibrate_finds_the_threshold_for_a_target_rate(tiny_models_toml, capsy
     assert result["measured_rate"] == pytest.approx(0.25, abs=0.1)
 
 
+def test_calibrate_leaves_out_a_prompt_too_long_for_the_context(tiny_models_toml, tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "checker": "numeric", "answer": 1}) + "\n"
+                            for p in ("one plus none?", "word " * 2000, "two minus one?")))
+    assert main(["calibrate", "--models", str(tiny_models_toml), "--gate", "entropy", "--dataset", str(data),
+                 "--max-tokens", "20", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "calibrate: prompt 2 left out" in captured.err and "context" in captured.err
+    assert json.loads(captured.out)["n_tokens"] > 20  # the other two prompts' tokens
+
+
 def test_eval_runs_a_control_gate_and_compares_it_with_the_divergence_gate(tiny_models_toml, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"question {i}", "answer": "7", "checker": "numeric"})

@@ -247,6 +247,12 @@ def test_tokint_settings_come_in_the_extension_else_from_the_pair(oai):
     assert defaults["n_tokens"] == 7 and defaults["n_takeovers"] == 7
     early = summary(model="tiny", max_tokens=12, extra_body={"tokint": {"threshold": 0, "max_position": 3, "schedule": "lockstep"}})
     assert early["takeover_positions"] == [0, 1, 2]
+    drawn = [summary(model="tiny", max_tokens=12, seed=seed, extra_body={"tokint": {"gate": "random", "threshold": 0.5}})
+             for seed in (1, 1, 2)]
+    assert drawn[0]["takeover_positions"] == drawn[1]["takeover_positions"] != drawn[2]["takeover_positions"]
+    assert 0 < drawn[0]["n_takeovers"] < 12
+    with pytest.raises(openai.BadRequestError, match="gate"):
+        summary(model="tiny", max_tokens=4, extra_body={"tokint": {"gate": "bogus"}})
 
 
 def test_curl_gets_a_server_sent_event_stream(http_daemon):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, PromptTooLong
 from .events import MODES, GenerationRequest, Summary, TokenEvent
 from .progress import Progress
 
@@ -166,7 +166,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         records = ResultsFile(Path(args.out)).load()
         if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
             ids = {item.id for item in load_dataset(args.dataset, args.limit)}
+            held = len(records)
             records = [r for r in records if r["item"] in ids]
+            if held and not records:
+                sys.stderr.write(f"tokint: none of the {held} records in {args.out} is of an item of {args.dataset}"
+                                 f"{'' if args.limit is None else f' (its first {args.limit})'}: another dataset's file?\n")
         elif args.limit is not None:
             raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
         configs = configs_in(records)
@@ -180,7 +184,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
-    thresholds = [float(t) for t in (args.thresholds.split(",") if args.thresholds else [args.threshold])]
+    thresholds = _thresholds(args.thresholds) if args.thresholds else [args.threshold]
     configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
     for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
         GenerationRequest(prompt="", **cfg.params())
@@ -188,7 +192,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
-            "seed": args.seed}
+            "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
     slots = None
     if args.local:
@@ -196,6 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .slots import Slots
 
         entry, pair = _local_pair(args)
+        base["pair"] = entry.name
         slots = Slots(pair, Batcher()) if args.parallel > 1 else None
 
         def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
@@ -211,6 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         pair = None
         client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
+        base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
 
         def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
             f = dict(fields)
@@ -239,6 +245,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             client.close()
     _eval_report(args, summarize_results(records, configs))
     return 0
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--thresholds: {text!r} is not a comma-separated list of numbers (e.g. 0.2,0.5,1.0)") from None
 
 
 def _warn_uneven(records: list[dict]) -> None:
@@ -341,12 +354,17 @@ def calibration_signal(pair, prompts: list[str], gate: str, divergence: str, max
         return []
     values: list[float] = []
     progress = Progress("calibrate", len(prompts))
-    for prompt in prompts:
-        tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": max_tokens, "temperature": 0.0,
-                                                   "return_top": 1 if gate == "top1" else 0})
-        tokens = [t for t in tokens if not pair.base.is_eog(t.token_id)]
+    for n, prompt in enumerate(prompts, 1):
+        try:
+            tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": max_tokens, "temperature": 0.0,
+                                                       "return_top": 1 if gate == "top1" else 0})
+            tokens = [t for t in tokens if not pair.base.is_eog(t.token_id)]
+            scored = score_response(pair, prompt, [t.token_id for t in tokens], divergence) if gate == "divergence" else []
+        except PromptTooLong as exc:  # one prompt too long for the context is left out, not the end of the work
+            sys.stderr.write(f"tokint: calibrate: prompt {n} left out: {exc}\n")
+            continue
         if gate == "divergence":
-            values += [t.divergence for t in score_response(pair, prompt, [t.token_id for t in tokens], divergence)]
+            values += [t.divergence for t in scored]
         elif gate == "entropy":
             values += [t.base_entropy for t in tokens]
         else:
@@ -354,6 +372,16 @@ def calibration_signal(pair, prompts: list[str], gate: str, divergence: str, max
         progress.update(f"{len(values)} tokens scored")
     progress.close()
     return values
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return n
 
 
 def _parallel(text: str) -> int:
@@ -378,8 +406,8 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--pair", help="model pair (default: the file's default_pair)")
         p.add_argument("--divergence", choices=DIVERGENCES, default="kl")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
-        p.add_argument("--limit", type=int, default=None, help="only the first N items of the dataset")
-        p.add_argument("--max-tokens", type=int, default=512, help="response length limit (default 512)")
+        p.add_argument("--limit", type=_positive, default=None, help="only the first N items of the dataset")
+        p.add_argument("--max-tokens", type=_positive, default=512, help="response length limit (default 512)")
 
     an = sub.add_parser("analyze", help="where the two models disagree over a response (teacher-forced)")
     common(an)

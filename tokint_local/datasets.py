@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 from .confine import Limits, Sandbox
 from .errors import ConfigError
-from .math_answers import boxed, check_numeric
+from .math_answers import boxed, check_numeric, parse_numbers
 
 CHECKERS = ("exact", "numeric", "code")
 CODE_TIMEOUT_S = 10.0
@@ -138,7 +138,8 @@ def load_aime2025(limit: Optional[int] = None) -> list[Item]:
 
 
 def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
-    items = []
+    items: list[Item] = []
+    first_line: dict[str, int] = {}  # id -> the line that used it
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -157,12 +158,21 @@ def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
                 raise ConfigError(f"{path}:{n}: '{key}' must be a string")
         if raw["checker"] not in CHECKERS:
             raise ConfigError(f"{path}:{n}: checker must be one of {', '.join(CHECKERS)}, not {raw['checker']!r}")
-        if raw["checker"] in ("exact", "numeric") and not isinstance(raw.get("answer"), (str, int, float)):
-            raise ConfigError(f"{path}:{n}: checker {raw['checker']!r} needs an 'answer'")
+        answer = raw.get("answer")
+        if raw["checker"] in ("exact", "numeric") and (not isinstance(answer, (str, int, float))
+                                                      or isinstance(answer, bool) or str(answer).strip() == ""):
+            raise ConfigError(f"{path}:{n}: checker {raw['checker']!r} needs an 'answer' (a string or a number)")
+        if raw["checker"] == "numeric" and not parse_numbers(str(answer)):
+            raise ConfigError(f"{path}:{n}: checker 'numeric' needs a number as the 'answer', not {answer!r}")
         if raw["checker"] == "code" and not isinstance(raw.get("tests"), str):
             raise ConfigError(f"{path}:{n}: checker 'code' needs 'tests' (Python code that fails if the answer is wrong)")
+        item_id = str(raw.get("id", n))
+        if item_id in first_line:
+            raise ConfigError(f"{path}:{n}: the id {item_id!r} is taken by line {first_line[item_id]}: "
+                              "each item needs its own (results are kept by id)")
+        first_line[item_id] = n
         items.append(Item(
-            id=str(raw.get("id", n)), prompt=raw["prompt"], checker=raw["checker"],
+            id=item_id, prompt=raw["prompt"], checker=raw["checker"],
             answer=None if raw.get("answer") is None else str(raw["answer"]), tests=raw.get("tests"),
             entry_point=raw.get("entry_point"), header=raw.get("header", ""),
         ))

@@ -4,9 +4,16 @@ Every finished (item, configuration) is appended to the results file as one JSON
 to disk before the next starts, so a run that is killed loses at most the item in flight (with
 ``--parallel N``, the at most 2N started since the last one written); run the same command again
 and it does only what is missing.
+
+A record holds what its result depends on beyond its configuration: the pair, the divergence, the
+length limit and, for the random gate, the seed (``settings``), and a hash of the item's prompt. A run
+that would resume from records made differently (another seed, pair or dataset, a threshold that
+prints the same but is not) stops with a ConfigError instead of mixing them. Records written before
+these were kept (no ``settings``) are taken as they are.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -18,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, TextIO
 
 from .datasets import Item, check
-from .errors import ConfigError
+from .errors import ConfigError, PromptTooLong
 from .events import Summary
 from .gate import GATES
 from .progress import Progress
@@ -49,13 +56,58 @@ class Config:
 
 def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], thresholds: Iterable[float],
                 gate: str = "divergence") -> list[Config]:
+    """Every configuration asked for, each once, in order. Raises ConfigError for two thresholds
+    whose configurations would share a name (they differ past the 6th significant digit)."""
     out = []
     for mode in modes:
         if mode == "intervene":
             out += [Config("intervene", b, t, gate) for t in thresholds for b in budgets]
         else:
             out.append(Config(mode))
+    out = list(dict.fromkeys(out))
+    seen: dict[str, Config] = {}
+    for cfg in out:
+        other = seen.setdefault(cfg.key, cfg)
+        if other != cfg:
+            raise ConfigError(f"thresholds {other.threshold!r} and {cfg.threshold!r} both name the configuration "
+                              f"{cfg.key}: make them differ in the first 6 significant digits")
     return out
+
+
+def settings_of(base_params: dict, cfg: Config) -> dict:
+    """What a configuration's result depends on beyond the configuration itself (kept in each record)."""
+    out = {k: base_params.get(k) for k in ("pair", "divergence", "max_tokens")}
+    if cfg.mode == "intervene" and cfg.gate == "random":
+        out["seed"] = base_params.get("seed")
+    return out
+
+
+def prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def check_resumable(path: Path, held: dict[tuple[str, str], dict], items: list[Item], configs: list[Config],
+                    base_params: dict) -> None:
+    """Raise ConfigError where a record this run would resume from was made differently (see the
+    module docstring); say what differs and what to do."""
+    for item in items:
+        digest = prompt_hash(item.prompt)
+        for cfg in configs:
+            r = held.get((item.id, cfg.key))
+            if r is None:
+                continue
+            if r.get("prompt_sha256") not in (None, digest):
+                raise ConfigError(f"{path} holds another item under the id {item.id!r} (made from another dataset?): "
+                                  "give another --out")
+            if cfg.mode == "intervene" and isinstance(r.get("threshold"), (int, float)) and \
+                    not math.isclose(r["threshold"], cfg.threshold, rel_tol=1e-12):
+                raise ConfigError(f"{path} holds {cfg.key} at threshold {r['threshold']!r}, this run asks "
+                                  f"{cfg.threshold!r}: give the threshold as before, or another --out")
+            for key, value in settings_of(base_params, cfg).items():
+                old = (r.get("settings") or {}).get(key, value)
+                if old != value:
+                    raise ConfigError(f"{path} holds {item.id} {cfg.key} made with {key} {old!r}, this run asks "
+                                      f"{value!r}: resuming would mix them; give another --out (or {key} {old!r})")
 
 
 def configs_in(records: Iterable[dict]) -> list[Config]:
@@ -78,12 +130,13 @@ class ResultsFile:
         if not self.path.exists():
             return []
         records = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # the line a killed run was writing
             if isinstance(record, dict) and record.get("type") == "item":
+                _check_record(record, f"{self.path}:{n}")
                 records.append(record)
         return records
 
@@ -100,6 +153,20 @@ class ResultsFile:
             os.fsync(f.fileno())
 
 
+_RECORD_FIELDS = {"item": str, "config": str, "mode": str, "passed": bool, "n_tokens": int, "n_takeovers": int,
+                  "tokens_per_second": (int, float)}
+
+
+def _check_record(record: dict, where: str) -> None:
+    """Raise ConfigError, naming the line, for an item record that lacks what a report reads."""
+    for key, kind in _RECORD_FIELDS.items():
+        if not isinstance(record.get(key), kind):
+            raise ConfigError(f"{where}: an item record needs {key!r} ({getattr(kind, '__name__', 'a number')}); "
+                              "was the file edited by hand?")
+    if record["mode"] == "intervene" and not isinstance(record.get("threshold"), (int, float)):
+        raise ConfigError(f"{where}: an intervene record needs a numeric 'threshold'; was the file edited by hand?")
+
+
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
              base_params: dict, progress_out: Optional[TextIO] = None,
              on_record: Callable[[dict], None] = lambda r: None, parallel: int = 1) -> list[dict]:
@@ -110,16 +177,26 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
     writes them, each as soon as those before it are written.
     """
     records = results.load()
-    done = {(r["item"], r["config"]) for r in records}
-    todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in done]
+    held = {(r["item"], r["config"]): r for r in records}
+    check_resumable(results.path, held, items, configs, base_params)
+    todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in held]
     progress = Progress("eval", len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
 
     def run_one(item: Item, cfg: Config) -> dict:
-        response, summary = generate(item.prompt, {**base_params, **cfg.params()})
+        record = {
+            "type": "item", "item": item.id, "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget,
+            "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None,
+            "settings": settings_of(base_params, cfg), "prompt_sha256": prompt_hash(item.prompt),
+        }
+        try:
+            response, summary = generate(item.prompt, {**base_params, **cfg.params()})
+        except PromptTooLong as exc:  # the item fails; the run goes on to the next
+            return {**record, "passed": False, "why": str(exc), "n_tokens": 0, "n_takeovers": 0,
+                    "takeover_positions": [], "finish_reason": "prompt_too_long", "tokens_per_second": 0.0,
+                    "elapsed_s": 0.0, "response": ""}
         passed, why = check(item, response)
         return {
-            "type": "item", "item": item.id, "config": cfg.key, "mode": cfg.mode, "budget": cfg.budget,
-            "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
+            **record, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
             "n_takeovers": summary.n_takeovers, "takeover_positions": list(summary.takeover_positions),
             "finish_reason": summary.finish_reason, "tokens_per_second": summary.tokens_per_second,
             "elapsed_s": summary.elapsed_s, "response": response,
@@ -185,7 +262,7 @@ def summarize_results(records: list[dict], configs: list[Config]) -> list[dict]:
             "n_items": len(rs), "accuracy": sum(r["passed"] for r in rs) / len(rs),
             "takeovers_per_response": takeovers / len(rs),
             "delegated_share": takeovers / tokens if tokens else 0.0,
-            "tokens_per_second": sum(r["tokens_per_second"] for r in rs) / len(rs),
+            "tokens_per_second": sum(r["tokens_per_second"] for r in rs) / max(sum(1 for r in rs if r["n_tokens"]), 1),
             "mean_tokens": tokens / len(rs),
         }
         positions = [(p, r["n_tokens"]) for r in rs for p in r.get("takeover_positions", ())]
