@@ -438,7 +438,8 @@ def add_parsers(sub: Any) -> None:
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
     ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
     ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
-    ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it)")
+    ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it; default eval-DATASET-PAIR.jsonl "
+                    "in the current folder, PAIR being default without --pair)")
     ev.add_argument("--plot", metavar="FILE.png", help="accuracy against budget, with base and reasoning lines")
     ev.add_argument("--report", action="store_true", help="report every configuration the --out file holds; run "
                     "nothing (with --dataset and --limit N: on the dataset's first N items only)")
