@@ -273,7 +273,10 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     data = _sums(tmp_path / "a.jsonl", 2)
     assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--seed", "0"]) == 0
     records = ResultsFile(out).load()
-    assert [r["settings"] for r in records] == [{"pair": "tiny", "divergence": "kl", "max_tokens": 8, "seed": 0}] * 2
+    assert [r["settings"] for r in records] == [{"pair": "tiny", "divergence": "kl", "max_tokens": 8, "seed": 0,
+                                                 "item_seeds": True}] * 2
+    # each item draws its own takeover positions (one seed for all would share them), the same in every run
+    assert records[0]["takeover_positions"] != records[1]["takeover_positions"]
     capsys.readouterr()
 
     # the same command again resumes (runs nothing); another seed would mix two draws of positions
@@ -297,6 +300,13 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     assert main(run + ["--dataset", str(data), "--thresholds", "0.30000001,0.30000002"]) == 1
     assert "both name the configuration intervene/budget=2/threshold=0.3" in capsys.readouterr().err
     assert len(ResultsFile(out).load()) == 2  # nothing was mixed in
+
+    # records of the random gate from before positions were drawn per item
+    shared = tmp_path / "shared.jsonl"
+    shared.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "settings"}) + "\n"
+                              for r in ResultsFile(out).load()))
+    assert main(run[:-1] + [str(shared), "--dataset", str(data), "--gate", "random", "--threshold", "0.5"]) == 1
+    assert "made with one seed for every item" in capsys.readouterr().err
 
 
 def test_an_item_too_long_for_the_context_fails_and_the_run_goes_on(tiny_models_toml, tmp_path, capsys):

@@ -433,7 +433,8 @@ def add_parsers(sub: Any) -> None:
                     "required unless --report")
     ev.add_argument("--gate", choices=GATES, default="divergence",
                     help="intervene's takeover rule: divergence (default), or the controls entropy, top1, random")
-    ev.add_argument("--seed", type=int, default=0, help="the random gate's seed (default 0; decoding is greedy)")
+    ev.add_argument("--seed", type=int, default=0, help="the random gate's seed (default 0; each item draws its own "
+                    "positions from it and its id; decoding is greedy)")
     ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
     ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")

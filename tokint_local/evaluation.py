@@ -75,11 +75,21 @@ def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], threshol
 
 
 def settings_of(base_params: dict, cfg: Config) -> dict:
-    """What a configuration's result depends on beyond the configuration itself (kept in each record)."""
+    """What a configuration's result depends on beyond the configuration itself (kept in each record).
+    For the random gate: the run's seed, and ``item_seeds``: each item draws its own positions."""
     out = {k: base_params.get(k) for k in ("pair", "divergence", "max_tokens")}
     if cfg.mode == "intervene" and cfg.gate == "random":
         out["seed"] = base_params.get("seed")
+        out["item_seeds"] = True
     return out
+
+
+def item_seed(seed: Optional[int], item_id: str) -> int:
+    """The random gate's seed for one item: drawn from the run's seed and the item's id, so that each
+    item's takeover positions are a draw of their own (one seed for all would put every response's
+    takeovers at the same positions), and the same in every run with that seed."""
+    digest = hashlib.sha256(f"{seed or 0}/{item_id}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # in [0, 2**63)
 
 
 def prompt_hash(prompt: str) -> str:
@@ -104,7 +114,11 @@ def check_resumable(path: Path, held: dict[tuple[str, str], dict], items: list[I
                 raise ConfigError(f"{path} holds {cfg.key} at threshold {r['threshold']!r}, this run asks "
                                   f"{cfg.threshold!r}: give the threshold as before, or another --out")
             for key, value in settings_of(base_params, cfg).items():
-                old = (r.get("settings") or {}).get(key, value)
+                old = (r.get("settings") or {}).get(key, value if key != "item_seeds" else False)
+                if old != value and key == "item_seeds":
+                    raise ConfigError(f"{path} holds {item.id} {cfg.key} made with one seed for every item (its "
+                                      "takeover positions shared by all items, as before tokint drew them per item): "
+                                      "delete the file's records of that configuration, or give another --out")
                 if old != value:
                     raise ConfigError(f"{path} holds {item.id} {cfg.key} made with {key} {old!r}, this run asks "
                                       f"{value!r}: resuming would mix them; give another --out (or {key} {old!r})")
@@ -188,8 +202,11 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
             "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None,
             "settings": settings_of(base_params, cfg), "prompt_sha256": prompt_hash(item.prompt),
         }
+        fields = {**base_params, **cfg.params()}
+        if cfg.mode == "intervene" and cfg.gate == "random":
+            fields["seed"] = item_seed(base_params.get("seed"), item.id)
         try:
-            response, summary = generate(item.prompt, {**base_params, **cfg.params()})
+            response, summary = generate(item.prompt, fields)
         except PromptTooLong as exc:  # the item fails; the run goes on to the next
             return {**record, "passed": False, "why": str(exc), "n_tokens": 0, "n_takeovers": 0,
                     "takeover_positions": [], "finish_reason": "prompt_too_long", "tokens_per_second": 0.0,
