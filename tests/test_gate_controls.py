@@ -2,6 +2,7 @@
 two schedules agree, the block schedule spares the reasoning model's scoring rows, random is
 reproducible, and calibrate finds each gate's threshold for a target rate."""
 import json
+import re
 import math
 
 import numpy as np
@@ -223,6 +224,7 @@ def test_calibrate_finds_the_threshold_for_a_target_rate(tiny_models_toml, capsy
         assert result["threshold"] == 0.25 and result["n_tokens"] == 0
     else:
         assert result["n_tokens"] >= 100
+        assert result["sample_rate"] == pytest.approx(0.25, abs=0.02)  # what the threshold catches of the sample
     assert result["measured_rate"] == pytest.approx(0.25, abs=0.1)
 
 
@@ -235,6 +237,10 @@ def test_calibrate_leaves_out_a_prompt_too_long_for_the_context(tiny_models_toml
     captured = capsys.readouterr()
     assert "calibrate: prompt 2 left out" in captured.err and "context" in captured.err
     assert json.loads(captured.out)["n_tokens"] > 20  # the other two prompts' tokens
+    assert main(["calibrate", "--models", str(tiny_models_toml), "--gate", "entropy", "--dataset", str(data),
+                 "--max-tokens", "20", "--rate", "0.0000001"]) == 0
+    line = capsys.readouterr().out  # a rate the sample cannot show is not claimed: what the threshold catches is
+    assert re.search(r"entropy gate: threshold [\d.]+ catches \d+\.\d\d% of \d+ base-model tokens \(.*target 1e-05%\)", line), line
 
 
 def test_eval_runs_a_control_gate_and_compares_it_with_the_divergence_gate(tiny_models_toml, tmp_path, capsys):

@@ -312,7 +312,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .gate import threshold_for_rate
 
     if not 0 < args.rate < 1:
-        raise ConfigError("--rate must be between 0 and 1 (for example 0.08 for 8% of tokens)")
+        raise ConfigError("--rate must be above 0 and below 1 (for example 0.08 for 8% of tokens)")
     prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
     entry, pair = _local_pair(args)
     try:
@@ -321,6 +321,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "divergence": args.divergence,
                                   "target_rate": args.rate, "threshold": threshold, "n_tokens": len(values),
                                   "n_prompts": len(prompts)}
+        if values:  # the share of the sampled tokens the threshold catches: near the target only with enough tokens
+            fires = [v < threshold for v in values] if args.gate == "top1" else [v >= threshold for v in values]
+            result["sample_rate"] = sum(fires) / len(values)
         if args.verify:
             taken = total = 0
             for prompt in prompts:
@@ -336,8 +339,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     else:
         rule = {"divergence": f"{args.divergence} divergence at or above it", "entropy": "base entropy at or above it",
                 "top1": "a base top-1 probability below it", "random": "a draw below it"}[args.gate]
-        line = f"{args.gate} gate: threshold {threshold:.4f} gives {100 * args.rate:g}% of "
-        line += (f"{len(values)} base-model tokens {rule}" if args.gate != "random" else "positions (a probability)")
+        line = f"{args.gate} gate: threshold {threshold:.4f} "
+        line += (f"catches {100 * result['sample_rate']:.2f}% of {len(values)} base-model tokens ({rule}; target "
+                 f"{100 * args.rate:g}%)" if args.gate != "random" else f"takes over at {100 * args.rate:g}% of positions (a probability)")
         line += f" (pair {entry.name}, {len(prompts)} prompts)"
         if "measured_rate" in result:
             line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
