@@ -50,6 +50,7 @@ def test_every_generation_is_recorded_with_its_tokens(daemon, tokint_home):
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == stream.id
     text = tokint("history", stream.id[:8])
     assert text.returncode == 0 and "hello there" in text.stdout
+    assert "mode intervene, gate divergence, threshold 1.5, budget unlimited" in text.stdout  # the takeover rule
     assert f"[12 tokens, {events[-1].n_takeovers} takeovers" in text.stdout  # the stored summary
     assert text.stdout.rstrip("\n").endswith("".join(t.text for t in tokens))  # not a tty: no colour codes
 

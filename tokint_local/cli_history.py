@@ -103,7 +103,12 @@ def _show_text(g: dict[str, Any], color: bool, shown: Callable[[str], str]) -> s
     when = datetime.datetime.fromtimestamp(g["created"]).strftime("%Y-%m-%d %H:%M:%S")
     intervene = g["mode"] == "intervene"
     ended = summary_line(Summary.from_wire(g["summary"])) if g["summary"] else f"[{len(g['tokens'])} tokens recorded]"
-    head = shown(f"generation {g['id']} at {when}: pair {g['pair']}, mode {g['mode']}, state {g['state']}"
+    request = g.get("request") or {}
+    rule = ""
+    if intervene:  # the takeover rule, as asked (what a field left out came to is in the pair's defaults)
+        rule = "".join(f", {k} {'unlimited' if k == 'budget' and request[k] is None else request[k]}"
+                       for k in ("gate", "threshold", "budget", "divergence") if k in request)
+    head = shown(f"generation {g['id']} at {when}: pair {g['pair']}, mode {g['mode']}{rule}, state {g['state']}"
                  + (f", error {g['error']}" if g["error"] else ""))
     lines = [head, shown(ended), "", "prompt:", shown(g["prompt"] or ""), "",
              "response" + (" (takeovers highlighted):" if intervene and color else ":"), _response_text(g, color, shown)]
