@@ -255,6 +255,10 @@ def test_report_on_a_datasets_first_items_and_a_warning_when_configurations_hold
     assert main(["eval", "--report", "--out", str(out), "--limit", "2"]) == 1
     assert "--limit N needs --dataset" in capsys.readouterr().err
 
+    plot = tmp_path / "accuracy.png"
+    assert main(["eval", "--report", "--out", str(out), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot {plot}" in capsys.readouterr().err
+
 
 def _sums(path: Path, n: int, long_item: Optional[int] = None) -> Path:
     """A numeric JSONL dataset; item ``long_item`` has a prompt longer than the tiny pair's context."""

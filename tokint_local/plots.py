@@ -75,6 +75,7 @@ def accuracy_plot(summaries: list[dict], path: Path, title: str = "") -> Path:
         ax.set_xticklabels([str(t) if t != inf_x else "unlimited" for t in ticks])
     ax.set_xlabel("budget (takeovers per response)")
     ax.set_ylabel("accuracy (pass@1)")
+    ax.set_ylim(0, 1.02)  # a share of the items: the whole range, never below 0
     ax.set_title(title or "Accuracy against budget")
     ax.legend(fontsize=8)
     fig.tight_layout()
