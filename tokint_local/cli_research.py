@@ -1,4 +1,4 @@
-"""The research commands of ``tokint``: analyze, eval, calibrate."""
+"""The research commands of ``tokint``: analyze and calibrate here, eval in cli_eval.py; the options of all three."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, PromptTooLong
-from .events import MODES, GenerationRequest, Summary, TokenEvent
+from .events import GenerationRequest, Summary, TokenEvent
 from .progress import Progress
 
 DEFAULT_CALIBRATION_PROMPTS = [
@@ -21,7 +21,7 @@ DEFAULT_CALIBRATION_PROMPTS = [
 ]
 
 
-def _local_pair(args: argparse.Namespace):
+def local_pair(args: argparse.Namespace):
     """The pair, loaded in this process with a slot for each of ``--parallel`` generations at once."""
     from .cli_pairs import ensure_pair_files
     from .config import load_models
@@ -32,7 +32,7 @@ def _local_pair(args: argparse.Namespace):
     return entry, open_pair(entry, parallel=getattr(args, "parallel", 1))
 
 
-def _generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], Summary]:
+def generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], Summary]:
     from .engine import generate
 
     events = list(generate(pair, GenerationRequest(prompt=prompt, **fields)))
@@ -48,7 +48,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("give --prompt (with --response, --response-file or --generate) or --dataset")
     if args.from_results and args.dataset is None:
         raise ConfigError("--from-results needs --dataset (the dataset the results file was made from)")
-    entry, pair = _local_pair(args)
+    entry, pair = local_pair(args)
     try:
         work: list[tuple[str, Any]] = []
         if args.dataset:
@@ -71,7 +71,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         def score(slot, job: tuple[str, Any]) -> list:
             prompt, response = job
             if response is None:  # the reasoning model's own response, as token ids (exactly what it produced)
-                tokens, _ = _generate_local(slot, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
+                tokens, _ = generate_local(slot, prompt, {"mode": "reasoning", "max_tokens": args.max_tokens,
                                                            "raw": args.raw, "temperature": 0.0})
                 response = [t.token_id for t in tokens if not slot.reasoning.is_eog(t.token_id)]
             return score_response(slot, prompt, response, args.divergence, args.raw)
@@ -153,159 +153,6 @@ def analysis_text(s: dict, top: list) -> str:
     return "\n".join(lines)
 
 
-# -- eval --------------------------------------------------------------------------------------
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .datasets import DATASETS, load_dataset
-    from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
-
-    if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
-        if not args.out:
-            raise ConfigError("--report needs --out FILE (the results file to report on)")
-        if not Path(args.out).exists():
-            raise ConfigError(f"--report: {args.out}: no such results file")
-        records = ResultsFile(Path(args.out)).load()
-        if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
-            ids = {item.id for item in load_dataset(args.dataset, args.limit)}
-            held = len(records)
-            records = [r for r in records if r["item"] in ids]
-            if held and not records:
-                sys.stderr.write(f"tokint: none of the {held} records in {args.out} is of an item of {args.dataset}"
-                                 f"{'' if args.limit is None else f' (its first {args.limit})'}: another dataset's file?\n")
-        elif args.limit is not None:
-            raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
-        configs = configs_in(records)
-        _eval_report(args, summarize_results(records, configs))
-        _warn_uneven(records)
-        return 0
-    if not args.dataset:
-        raise ConfigError("--dataset is required (humaneval or FILE.jsonl), unless --report")
-    items = load_dataset(args.dataset, args.limit)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
-    thresholds = _thresholds(args.thresholds) if args.thresholds else [args.threshold]
-    configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
-    for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
-        GenerationRequest(prompt="", **cfg.params())
-    dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
-    out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
-    # greedy; the seed only decides the random gate's positions, the same for every item
-    base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
-            "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
-    emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
-    slots = None
-    if args.local:
-        from .batcher import Batcher
-        from .slots import Slots
-
-        entry, pair = _local_pair(args)
-        base["pair"] = entry.name
-        slots = Slots(pair, Batcher()) if args.parallel > 1 else None
-
-        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
-            fields = {k: v for k, v in fields.items() if k != "pair"}
-            if slots is None:
-                tokens, summary = _generate_local(pair, prompt, fields)
-            else:
-                events = list(slots.generate(GenerationRequest(prompt=prompt, **fields)))
-                tokens, summary = [e for e in events if isinstance(e, TokenEvent)], events[-1]
-            return "".join(t.text for t in tokens), summary
-    else:
-        from .autostart import connect
-
-        pair = None
-        client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
-        base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
-
-        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
-            f = dict(fields)
-            events = list(client.generate(prompt, f.pop("pair"), **f))
-            return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
-    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {out}\n")
-    if any(item.checker == "code" for item in items):
-        from .confine import shortfalls, support
-
-        for note in shortfalls(support()):  # what the kernel here cannot confine, said once
-            sys.stderr.write(f"tokint: {note}\n")
-    def run() -> list[dict]:
-        return run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit, args.parallel)
-
-    try:
-        if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
-            from .batcher import serve
-
-            records = serve(slots.batcher, run)
-        else:
-            records = run()
-    finally:
-        if pair is not None:
-            pair.close()
-        else:
-            client.close()
-    _eval_report(args, summarize_results(records, configs))
-    return 0
-
-
-def _thresholds(text: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--thresholds: {text!r} is not a comma-separated list of numbers (e.g. 0.2,0.5,1.0)") from None
-
-
-def _warn_uneven(records: list[dict]) -> None:
-    """Say so on stderr when the configurations do not all hold the same items (their accuracies then
-    do not compare), and how to report on the items they share."""
-    held: dict[str, set] = {}
-    for r in records:
-        held.setdefault(r["config"], set()).add(r["item"])
-    if len({frozenset(items) for items in held.values()}) > 1:
-        shared = set.intersection(*held.values())
-        sys.stderr.write(f"tokint: the configurations hold different items ({min(map(len, held.values()))} to "
-                         f"{max(map(len, held.values()))}; {len(shared)} held by all): compare them on the same "
-                         "items with --dataset D --limit N\n")
-
-
-def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
-    if args.json:
-        for s in summaries:
-            sys.stdout.write(json.dumps(s) + "\n")
-    else:
-        sys.stdout.write(eval_table(summaries) + "\n")
-    if args.plot:
-        from .plots import accuracy_plot
-
-        sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
-
-
-def eval_table(summaries: list[dict]) -> str:
-    controls = any("fixed_vs_divergence" in s for s in summaries)
-    head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
-            f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
-    lines = [head, "-" * len(head)]
-    for s in summaries:
-        vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} p={s['p_vs_base']:.3f}"
-                   if "fixed_vs_base" in s else "-")
-        as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
-                        if "agrees_with_reasoning" in s else "-")
-        line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
-                f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
-        if controls:
-            line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} p={s['p_vs_divergence']:.3f}"
-                           if "fixed_vs_divergence" in s else "-").rjust(17)
-        lines.append(line)
-    if any("fixed_vs_base" in s for s in summaries):
-        lines.append("vs base: items passed where base failed / failed where base passed, and the sign test's p; "
-                     "as reasoning: items with the reasoning model's pass or fail")
-    if controls:
-        compared = sorted({s["divergence_config"] for s in summaries if "divergence_config" in s})
-        lines.append(f"vs divergence: the same, against the divergence gate at the budget ({', '.join(compared)})")
-
-    return "\n".join(lines)
-
-
-
 # -- calibrate ---------------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
@@ -314,7 +161,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not 0 < args.rate < 1:
         raise ConfigError("--rate must be above 0 and below 1 (for example 0.08 for 8% of tokens)")
     prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
-    entry, pair = _local_pair(args)
+    entry, pair = local_pair(args)
     try:
         values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens)
         threshold = threshold_for_rate(values, args.rate, args.gate)
@@ -327,7 +174,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if args.verify:
             taken = total = 0
             for prompt in prompts:
-                _, s = _generate_local(pair, prompt, {"mode": "intervene", "gate": args.gate, "threshold": threshold,
+                _, s = generate_local(pair, prompt, {"mode": "intervene", "gate": args.gate, "threshold": threshold,
                                                       "max_tokens": args.max_tokens, "divergence": args.divergence,
                                                       "temperature": 0.0, "seed": args.seed})
                 taken, total = taken + s.n_takeovers, total + s.n_tokens
@@ -360,7 +207,7 @@ def calibration_signal(pair, prompts: list[str], gate: str, divergence: str, max
     progress = Progress("calibrate", len(prompts))
     for n, prompt in enumerate(prompts, 1):
         try:
-            tokens, _ = _generate_local(pair, prompt, {"mode": "base", "max_tokens": max_tokens, "temperature": 0.0,
+            tokens, _ = generate_local(pair, prompt, {"mode": "base", "max_tokens": max_tokens, "temperature": 0.0,
                                                        "return_top": 1 if gate == "top1" else 0})
             tokens = [t for t in tokens if not pair.base.is_eog(t.token_id)]
             scored = score_response(pair, prompt, [t.token_id for t in tokens], divergence) if gate == "divergence" else []
@@ -454,7 +301,7 @@ def add_parsers(sub: Any) -> None:
                          "parallel, tokintd --parallel, caps how many run at once); the results file keeps its order")
     ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
     ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")
-    ev.set_defaults(func=cmd_eval)
+    ev.set_defaults(func=_cmd_eval)
 
     ca = sub.add_parser("calibrate", help="the threshold that gives a target takeover rate")
     common(ca)
@@ -468,4 +315,10 @@ def add_parsers(sub: Any) -> None:
     ca.set_defaults(func=cmd_calibrate)
 
 
-__all__ = ["add_parsers", "analysis_text", "eval_table"]
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .cli_eval import cmd_eval  # eval's code lives in cli_eval.py, which uses this module's helpers
+
+    return cmd_eval(args)
+
+
+__all__ = ["add_parsers", "analysis_text", "generate_local", "local_pair"]

@@ -1,0 +1,166 @@
+"""`tokint eval`: run a dataset through the configurations asked for (evaluation.py does the work),
+or report on a results file; the report's table."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cli_research import generate_local, local_pair
+from .errors import ConfigError
+from .events import MODES, GenerationRequest, Summary, TokenEvent
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS, load_dataset
+    from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
+
+    if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
+        if not args.out:
+            raise ConfigError("--report needs --out FILE (the results file to report on)")
+        if not Path(args.out).exists():
+            raise ConfigError(f"--report: {args.out}: no such results file")
+        records = ResultsFile(Path(args.out)).load()
+        if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
+            ids = {item.id for item in load_dataset(args.dataset, args.limit)}
+            held = len(records)
+            records = [r for r in records if r["item"] in ids]
+            if held and not records:
+                sys.stderr.write(f"tokint: none of the {held} records in {args.out} is of an item of {args.dataset}"
+                                 f"{'' if args.limit is None else f' (its first {args.limit})'}: another dataset's file?\n")
+        elif args.limit is not None:
+            raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
+        configs = configs_in(records)
+        _eval_report(args, summarize_results(records, configs))
+        _warn_uneven(records)
+        return 0
+    if not args.dataset:
+        raise ConfigError("--dataset is required (humaneval or FILE.jsonl), unless --report")
+    items = load_dataset(args.dataset, args.limit)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
+    thresholds = _thresholds(args.thresholds) if args.thresholds else [args.threshold]
+    configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
+    for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
+        GenerationRequest(prompt="", **cfg.params())
+    dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
+    out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
+    # greedy; the seed only decides the random gate's positions, the same for every item
+    base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
+            "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
+    emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
+    slots = None
+    if args.local:
+        from .batcher import Batcher
+        from .slots import Slots
+
+        entry, pair = local_pair(args)
+        base["pair"] = entry.name
+        slots = Slots(pair, Batcher()) if args.parallel > 1 else None
+
+        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+            fields = {k: v for k, v in fields.items() if k != "pair"}
+            if slots is None:
+                tokens, summary = generate_local(pair, prompt, fields)
+            else:
+                events = list(slots.generate(GenerationRequest(prompt=prompt, **fields)))
+                tokens, summary = [e for e in events if isinstance(e, TokenEvent)], events[-1]
+            return "".join(t.text for t in tokens), summary
+    else:
+        from .autostart import connect
+
+        pair = None
+        client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
+        base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
+
+        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+            f = dict(fields)
+            events = list(client.generate(prompt, f.pop("pair"), **f))
+            return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
+    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {out}\n")
+    if any(item.checker == "code" for item in items):
+        from .confine import shortfalls, support
+
+        for note in shortfalls(support()):  # what the kernel here cannot confine, said once
+            sys.stderr.write(f"tokint: {note}\n")
+    def run() -> list[dict]:
+        return run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit, args.parallel)
+
+    try:
+        if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
+            from .batcher import serve
+
+            records = serve(slots.batcher, run)
+        else:
+            records = run()
+    finally:
+        if pair is not None:
+            pair.close()
+        else:
+            client.close()
+    _eval_report(args, summarize_results(records, configs))
+    return 0
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--thresholds: {text!r} is not a comma-separated list of numbers (e.g. 0.2,0.5,1.0)") from None
+
+
+def _warn_uneven(records: list[dict]) -> None:
+    """Say so on stderr when the configurations do not all hold the same items (their accuracies then
+    do not compare), and how to report on the items they share."""
+    held: dict[str, set] = {}
+    for r in records:
+        held.setdefault(r["config"], set()).add(r["item"])
+    if len({frozenset(items) for items in held.values()}) > 1:
+        shared = set.intersection(*held.values())
+        sys.stderr.write(f"tokint: the configurations hold different items ({min(map(len, held.values()))} to "
+                         f"{max(map(len, held.values()))}; {len(shared)} held by all): compare them on the same "
+                         "items with --dataset D --limit N\n")
+
+
+def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
+    if args.json:
+        for s in summaries:
+            sys.stdout.write(json.dumps(s) + "\n")
+    else:
+        sys.stdout.write(eval_table(summaries) + "\n")
+    if args.plot:
+        from .plots import accuracy_plot
+
+        sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
+
+
+def eval_table(summaries: list[dict]) -> str:
+    controls = any("fixed_vs_divergence" in s for s in summaries)
+    head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+            f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
+    lines = [head, "-" * len(head)]
+    for s in summaries:
+        vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} p={s['p_vs_base']:.3f}"
+                   if "fixed_vs_base" in s else "-")
+        as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
+                        if "agrees_with_reasoning" in s else "-")
+        line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
+                f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
+        if controls:
+            line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} p={s['p_vs_divergence']:.3f}"
+                           if "fixed_vs_divergence" in s else "-").rjust(17)
+        lines.append(line)
+    if any("fixed_vs_base" in s for s in summaries):
+        lines.append("vs base: items passed where base failed / failed where base passed, and the sign test's p; "
+                     "as reasoning: items with the reasoning model's pass or fail")
+    if controls:
+        compared = sorted({s["divergence_config"] for s in summaries if "divergence_config" in s})
+        lines.append(f"vs divergence: the same, against the divergence gate at the budget ({', '.join(compared)})")
+
+    return "\n".join(lines)
+
+
+__all__ = ["cmd_eval", "eval_table"]
