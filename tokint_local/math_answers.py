@@ -70,7 +70,7 @@ def boxed(response: str) -> Optional[str]:
         if m.group() == "}":
             depth = max(depth - 1, 0)
             if open_boxes and open_boxes[-1][0] == depth:
-                outer, begin = open_boxes.pop()
+                _, begin = open_boxes.pop()
                 if begin > start:  # the box that opens last wins (an inner box over its outer one)
                     found, start = response[begin : m.start()], begin
         else:
@@ -120,7 +120,7 @@ def normalize(text: str) -> str:
 
 
 def _exact(value: Fraction) -> str:
-    """``value`` as text ``_NUMBER`` reads back exactly (a decimal when one states it)."""
+    """``value`` as text ``_NUMBER`` reads back exactly: an integer, or numerator/denominator."""
     if value.denominator == 1:
         return str(value.numerator)
     return f"{value.numerator}/{value.denominator}"
