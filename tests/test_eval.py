@@ -106,6 +106,8 @@ def test_summaries_compare_item_by_item_with_base_and_reasoning():
     assert "fixed_vs_base" not in s["base"] and "agrees_with_reasoning" not in s["reasoning"]
     table = eval_table(list(s.values()))
     assert "+2/-1 p=1.000" in table and "3/3" in table
+    lopsided = dict(s[inter], fixed_vs_base=12, broken_vs_base=0, p_vs_base=sign_test(12, 0))
+    assert "+12/-0 p<0.001" in eval_table([lopsided])  # p = 0.0005, not "p=0.000"
 
 
 def test_sign_test():

@@ -137,20 +137,24 @@ def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
         sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
 
 
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
 def eval_table(summaries: list[dict]) -> str:
     controls = any("fixed_vs_divergence" in s for s in summaries)
     head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
             f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
     lines = [head, "-" * len(head)]
     for s in summaries:
-        vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} p={s['p_vs_base']:.3f}"
+        vs_base = (f"+{s['fixed_vs_base']}/-{s['broken_vs_base']} {_p(s['p_vs_base'])}"
                    if "fixed_vs_base" in s else "-")
         as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
                         if "agrees_with_reasoning" in s else "-")
         line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
                 f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
         if controls:
-            line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} p={s['p_vs_divergence']:.3f}"
+            line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} {_p(s['p_vs_divergence'])}"
                            if "fixed_vs_divergence" in s else "-").rjust(17)
         lines.append(line)
     if any("fixed_vs_base" in s for s in summaries):
