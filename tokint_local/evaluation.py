@@ -48,6 +48,11 @@ class Config:
         key = f"intervene/budget={budget}/threshold={self.threshold:g}"
         return key if self.gate == "divergence" else f"{key}/gate={self.gate}"
 
+    @property
+    def random_gate(self) -> bool:
+        """Whether the takeover positions are drawn (the random control): then the seed matters."""
+        return self.mode == "intervene" and self.gate == "random"
+
     def params(self) -> dict:
         if self.mode != "intervene":
             return {"mode": self.mode}
@@ -78,7 +83,7 @@ def settings_of(base_params: dict, cfg: Config) -> dict:
     """What a configuration's result depends on beyond the configuration itself (kept in each record).
     For the random gate: the run's seed, and ``item_seeds``: each item draws its own positions."""
     out = {k: base_params.get(k) for k in ("pair", "divergence", "max_tokens")}
-    if cfg.mode == "intervene" and cfg.gate == "random":
+    if cfg.random_gate:
         out["seed"] = base_params.get("seed")
         out["item_seeds"] = True
     return out
@@ -203,7 +208,7 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
             "settings": settings_of(base_params, cfg), "prompt_sha256": prompt_hash(item.prompt),
         }
         fields = {**base_params, **cfg.params()}
-        if cfg.mode == "intervene" and cfg.gate == "random":
+        if cfg.random_gate:
             fields["seed"] = item_seed(base_params.get("seed"), item.id)
         try:
             response, summary = generate(item.prompt, fields)
