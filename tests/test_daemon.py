@@ -18,6 +18,9 @@ from tokint_local.errors import (
     ConfigError, DaemonError, DaemonUnavailable, IncompatiblePair, InvalidParameter, PromptTooLong, UnknownPair,
 )
 from tokint_local.events import GenerationRequest, Loading, Queued, Started, Summary, TokenEvent
+from tokint_local.wire import HEARTBEAT_TIMEOUT_S
+
+from conftest import wait_until
 
 
 def events_of(client, prompt="hello", **kw):
@@ -157,11 +160,44 @@ def test_a_killed_client_has_its_generation_cancelled(shared_daemon):
         killed = time.monotonic()
         while any(p.active for p in c.status().loaded_pairs if p.name == "tiny-long"):
             time.sleep(0.05)
-            assert time.monotonic() - killed < 5
+            assert time.monotonic() - killed < HEARTBEAT_TIMEOUT_S + 5
         noticed = time.monotonic() - killed
         print(f"dead client noticed and its generation cancelled after {noticed:.2f} s")
-        assert noticed < 2.0
+        assert noticed < HEARTBEAT_TIMEOUT_S + 1.0
         check_stream(events_of(c, pair="tiny-long", max_tokens=5), 5)
+
+
+HELD_CLIENT_SCRIPT = """
+import sys
+from tokint_local.client import Client
+with Client(sys.argv[1]) as c, c.generate("hello", pair="tiny-long", max_tokens=7000) as generation:
+    for event in generation:
+        if getattr(event, "position", 0) == 3:
+            print("streaming", flush=True)
+            sys.stdin.readline()  # heartbeats go on meanwhile; leaving the with block cancels it
+            break
+"""
+
+
+def test_a_client_held_back_by_the_machine_keeps_its_generation(shared_daemon):
+    """A client process stopped (SIGSTOP) for 2.5 s, five heartbeat intervals, is a live client on a
+    loaded machine, not a dead one: its running generation goes on (it was cancelled at 1.5 s once)."""
+    proc = subprocess.Popen([sys.executable, "-c", HELD_CLIENT_SCRIPT, shared_daemon.address], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert proc.stdout.readline().strip() == "streaming"
+        with Client(shared_daemon.address) as c:
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(2.5)
+            running = [a.id for a in c.status().active if a.pair == "tiny-long"]
+            proc.send_signal(signal.SIGCONT)
+            assert running  # 7,000 tokens take tens of seconds: only the watchdog could have ended it
+            proc.communicate("\n", timeout=10)
+            assert proc.returncode == 0
+            wait_until(lambda: not any(a.pair == "tiny-long" for a in c.status().active))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_sigterm_ends_generations_with_shutdown_and_exits_zero(daemon):

@@ -30,7 +30,7 @@ from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_fr
 from .status import DaemonStatus, PairListing
 from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
 
-DAEMON_SILENCE_S = 3.0  # no message at all from the daemon for this long while streaming: it is gone
+DAEMON_SILENCE_S = 5.0  # no message at all from the daemon for this long while streaming: it is gone (as HEARTBEAT_TIMEOUT_S)
 DEFAULT_TIMEOUT_S = 10.0
 LOAD_TIMEOUT_S = 300.0
 
