@@ -115,11 +115,12 @@ def test_a_conversation_in_the_terminal(chat, tokint_home, tmp_path):
     assert [g["turn"] for g in generations] == [2, 1, 0] and len({g["conversation"] for g in generations}) == 1
     first_conversation = generations[0]["conversation"]
 
-    t.type("/set max_tokens 3000\r")  # long enough to be interrupted
-    t.expect(r"max_tokens = 3000")
+    # long enough to be interrupted: 3,000 tokens once ended ("length") before a Ctrl+C sent 1.5 s in arrived
+    t.type("/set max_tokens 7000\r")
+    t.expect(r"max_tokens = 7000")
     t.type("tell me everything\r")
     t.expect(r"tell me everything\n")
-    time.sleep(1.5)  # the answer is streaming (the line editor has let the terminal go)
+    t.expect(r"(?s).{40}")  # the answer is streaming: the line editor has let the terminal go
     t.type("\x03")  # Ctrl+C: the answer stops, the session goes on
     assert answered(t) == "cancelled"
     t.expect(r"you>")
