@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import BASE, PROMPTS, REASONING, git_rev, machine, mean, require_models, table  # noqa: E402
-import tokint_local.backend as backend  # noqa: E402
+import tokint_local.backend.context as backend_context  # noqa: E402  (its KV_UNIFIED is set below)
 from tokint_local.backend import LlamaModel, ModelSettings  # noqa: E402
 from tokint_local.batcher import Batcher, serve  # noqa: E402
 from tokint_local.config import ModelEntry, PairEntry  # noqa: E402
@@ -50,7 +50,7 @@ def per_row_costs(weights: dict, threads: int, repeats: int) -> list[list]:
     """Milliseconds per llama_decode for a few batch shapes, per model and KV layout."""
     rows = []
     for unified in (False, True):
-        backend.KV_UNIFIED = unified
+        backend_context.KV_UNIFIED = unified
         for role, path in (("base", BASE), ("reasoning", REASONING)):
             model = LlamaModel(ModelSettings(path=path, n_ctx=512, n_threads=threads), weights[path], n_seq=8)
             prompt = model.tokenize("def f(x):\n    return x * 2\n" * 6, False, False)
@@ -70,7 +70,7 @@ def per_row_costs(weights: dict, threads: int, repeats: int) -> list[list]:
                 rows.append(["per-sequence" if not unified else "unified", role, f"{seqs} x {per_seq}", n, ms, ms / n,
                              1000 * n / ms])
             model.close()
-    backend.KV_UNIFIED = False
+    backend_context.KV_UNIFIED = False
     return rows
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import llama_cpp  # noqa: E402  (the bare baseline; tokint_local keeps llama_cpp in backend.py)
+import llama_cpp  # noqa: E402  (the bare baseline; tokint_local keeps llama_cpp in backend/)
 
 from common import BASE, PROMPTS, git_rev, machine, mean, real_pair, require_models, table  # noqa: E402
 from tokint_local.engine import generate, prepare_prompt  # noqa: E402

@@ -16,7 +16,7 @@ from .errors import ModelLoadError
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
-# llama.cpp's tokenizer.ggml.model values -> its vocab type names (as backend.py reports them)
+# llama.cpp's tokenizer.ggml.model values -> its vocab type names (as backend/weights.py reports them)
 _VOCAB_TYPES = {"llama": "spm", "gpt2": "bpe", "bert": "wpm", "t5": "ugm", "rwkv": "rwkv", "plamo2": "plamo2", "no_vocab": "none"}
 # llama.cpp's defaults when a file does not say: (bos, eos, add_bos, add_eos) per vocab type
 _VOCAB_DEFAULTS = {"spm": (1, 2, True, False), "bpe": (11, 11, False, False), "wpm": (101, 102, True, False),
