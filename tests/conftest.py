@@ -238,3 +238,12 @@ def http_daemon(tmp_path_factory, tiny_files):
     yield d
     d.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def oai(http_daemon):
+    """The official ``openai`` client on ``http_daemon``'s HTTP API."""
+    import openai
+
+    with openai.OpenAI(base_url=http_daemon.http_url + "/v1", api_key="unused", max_retries=0, timeout=60) as client:
+        yield client

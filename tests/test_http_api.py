@@ -1,44 +1,28 @@
 """The OpenAI-compatible HTTP API, driven by real clients: the official ``openai`` package (sync and
 async, streamed and whole), ``curl`` for the raw event stream, and the ``llm`` command-line tool
 configured with an OpenAI-compatible model entry. Each answer is checked against the same request
-through the ZeroMQ client, on the same daemon."""
+through the ZeroMQ client, on the same daemon.
+
+Errors and limits are in test_http_errors.py; disconnects, a worker crash and a shutdown under an
+HTTP request in test_http_interruptions.py; keys and addresses in test_http_security.py."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
-from urllib.parse import urlparse
 
 import openai
 import pytest
 
 from conftest import REAL_BASE, REAL_MISSING, REAL_REASONING, DaemonProcess, free_port
-from tokint_local import __version__
 from tokint_local.client import Client
-from tokint_local.events import Queued, Summary, TokenEvent
-from tokint_local.history import list_generations, show_generation
+from tokint_local.events import Summary, TokenEvent
+from tokint_local.history import show_generation
 
 HELLO = [{"role": "user", "content": "Hello there"}]
-
-
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def oai(http_daemon):
-    with openai.OpenAI(base_url=http_daemon.http_url + "/v1", api_key="unused", max_retries=0, timeout=60) as client:
-        yield client
 
 
 def through_zmq(daemon, prompt, **params) -> tuple[str, list[TokenEvent], Summary]:
@@ -46,28 +30,6 @@ def through_zmq(daemon, prompt, **params) -> tuple[str, list[TokenEvent], Summar
         events = [e for e in c.generate(prompt, **params) if isinstance(e, (TokenEvent, Summary))]
     tokens = events[:-1]
     return "".join(e.text for e in tokens), tokens, events[-1]
-
-
-def idle(daemon) -> bool:
-    with Client(daemon.address) as c:
-        status = c.status()
-    return status.queue_length == 0 and not any(p.active for p in status.loaded_pairs)
-
-
-def open_stream(daemon, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    url = urlparse(daemon.http_url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-    return conn, conn.getresponse()
-
-
-def read_events(response: http.client.HTTPResponse, n: int) -> list[dict]:
-    out = []
-    while len(out) < n:
-        line = response.readline().decode()
-        if line.startswith("data: {"):
-            out.append(json.loads(line[len("data: "):]))
-    return out
 
 
 # -- the models ----------------------------------------------------------------------------
@@ -284,150 +246,6 @@ def test_the_llm_tool_uses_tokint_as_an_openai_compatible_model(http_daemon, tmp
     text = through_zmq(http_daemon, "Hello there", pair="tiny", max_tokens=12)[0]
     assert run.stdout.decode() == text + "\n"
 
-
-# -- errors --------------------------------------------------------------------------------
-def test_errors_come_in_the_openai_shape_with_their_status(oai):
-    cases = [
-        (openai.BadRequestError, 400, "invalid_parameter", "n", dict(model="tiny", messages=HELLO, n=2)),
-        (openai.BadRequestError, 400, "invalid_parameter", "top_p", dict(model="tiny", messages=HELLO, top_p=0)),
-        (openai.BadRequestError, 400, "invalid_parameter", "temperature", dict(model="tiny", messages=HELLO, temperature="hot")),
-        (openai.BadRequestError, 400, "invalid_parameter", "messages", dict(model="tiny", messages=[])),
-        (openai.BadRequestError, 400, "prompt_too_long", None,
-         dict(model="tiny", messages=[{"role": "user", "content": "word " * 700}])),
-        (openai.BadRequestError, 400, "prompt_too_long", None,
-         dict(model="tiny", messages=[{"role": "user", "content": "word " * 700}], stream=True)),
-        (openai.NotFoundError, 404, "model_not_found", None, dict(model="nope", messages=HELLO)),
-        (openai.NotFoundError, 404, "model_not_found", None, dict(model="tiny:sideways", messages=HELLO)),
-        (openai.InternalServerError, 503, "incompatible_pair", None, dict(model="tiny-mismatch", messages=HELLO)),
-    ]
-    for exc_type, status, code, param, kwargs in cases:
-        with pytest.raises(exc_type) as err:
-            oai.chat.completions.create(**kwargs)
-        assert err.value.status_code == status, kwargs
-        assert err.value.code == code and err.value.param == param, err.value.body
-        assert err.value.body["type"] and err.value.body["message"]
-    with pytest.raises(openai.NotFoundError) as err:
-        oai.chat.completions.create(model="nope", messages=HELLO)
-    assert "tiny:reasoning" in err.value.body["message"]  # says which models there are
-
-
-def test_malformed_and_oversized_bodies_are_refused(http_daemon):
-    def post(body: bytes):
-        out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", http_daemon.http_url + "/v1/chat/completions",
-                              "-H", "Content-Type: application/json", "--data-binary", "@-"],
-                             input=body, capture_output=True, timeout=30, check=True).stdout.decode()
-        text, _, status = out.rpartition("\n")
-        return int(status), json.loads(text)["error"]
-
-    assert post(b"{not json")[0] == 400 and post(b"{not json")[1]["code"] == "malformed"
-    status, error = post(json.dumps({"model": "tiny", "messages": HELLO, "pad": "x" * (2 << 20)}).encode())
-    assert status == 413 and error["code"] == "too_large"
-
-
-async def test_the_per_client_limit_counts_http_requests(http_daemon):
-    async with openai.AsyncOpenAI(base_url=http_daemon.http_url + "/v1", api_key="unused", max_retries=0, timeout=120) as client:
-        tasks = [asyncio.create_task(client.chat.completions.create(
-            model="tiny-long", messages=[{"role": "user", "content": f"q{i}"}], max_tokens=7000)) for i in range(40)]
-        refused = []
-        pending = set(tasks)
-        while len(refused) < 8 and pending:
-            done, pending = await asyncio.wait(pending, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-            assert done, "no answer in 20 s"
-            refused += [t for t in done if isinstance(t.exception(), openai.RateLimitError)]
-        for task in pending:  # closing their connections cancels their generations
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    assert len(refused) == 8 and all(t.exception().code == "too_many_requests" for t in refused)
-    wait_until(lambda: idle(http_daemon))
-    print("HTTP per-client limit: 40 requests at once from one address, 32 accepted, 8 refused with 429")
-
-
-# -- sharing with ZeroMQ clients, disconnects ----------------------------------------------
-def test_http_and_zeromq_clients_share_the_pair_queue(http_daemon, oai):
-    conn, response = open_stream(http_daemon, {"model": "tiny-long", "messages": HELLO, "max_tokens": 7000, "stream": True})
-    try:
-        http_id = read_events(response, 2)[0]["tokint"]["id"]
-        with Client(http_daemon.address) as c:
-            behind = c.generate("after you", pair="tiny-long", max_tokens=3)
-            first = next(iter(behind))
-            assert isinstance(first, Queued) and first.place == 1  # behind the HTTP request
-            conn.close()  # the HTTP client leaves: the ZeroMQ request runs
-            events = list(behind)
-        assert isinstance(events[-1], Summary) and events[-1].n_tokens == 3
-    finally:
-        conn.close()
-    ids = {g["id"] for g in list_generations(50, http_daemon.home / "history.sqlite")}
-    assert {http_id, behind.id} <= ids
-
-
-@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
-def test_a_client_that_disconnects_has_its_generation_cancelled(http_daemon, oai, stream):
-    conn, response = None, None
-    body = {"model": "tiny-long", "messages": HELLO, "max_tokens": 7000, "stream": stream}
-    if stream:
-        conn, response = open_stream(http_daemon, body)
-        read_events(response, 4)
-    else:
-        url = urlparse(http_daemon.http_url)
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-        conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-    with Client(http_daemon.address) as c:
-        wait_until(lambda: any(p.active and p.active.tokens > 2 for p in c.status().loaded_pairs))
-        job = next(p.active for p in c.status().loaded_pairs if p.active)
-        gone = time.monotonic()
-        conn.close()
-        wait_until(lambda: not any(p.active for p in c.status().loaded_pairs))
-        took = time.monotonic() - gone
-    path = http_daemon.home / "history.sqlite"
-    wait_until(lambda: show_generation(job.id, path)["state"] == "done")
-    record = show_generation(job.id, path)
-    assert record["finish_reason"] == "cancelled" and record["n_tokens"] < 7000
-    nxt = oai.chat.completions.create(model="tiny-long", messages=HELLO, max_tokens=3)  # the pair is free again
-    assert nxt.usage.completion_tokens == 3
-    print(f"HTTP client ({'streamed' if stream else 'whole'}) gone after {record['n_tokens']} tokens: "
-          f"generation cancelled {took:.2f} s after the disconnect")
-
-
-def test_a_worker_crash_is_a_503(http_daemon, oai):
-    result = {}
-
-    def ask():
-        try:
-            oai.chat.completions.create(model="tiny-long", messages=HELLO, max_tokens=7000)
-        except openai.APIStatusError as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=ask)
-    thread.start()
-    with Client(http_daemon.address) as c:
-        wait_until(lambda: any(p.active and p.active.tokens > 2 for p in c.status().loaded_pairs))
-        os.kill(c.status().worker.pid, signal.SIGKILL)
-        thread.join(30)
-        assert result["error"].status_code == 503 and result["error"].code == "backend_crashed"
-        assert "SIGKILL" in result["error"].message
-        wait_until(lambda: c.status().worker.state == "running")
-    assert oai.chat.completions.create(model="tiny", messages=HELLO, max_tokens=2).usage.completion_tokens == 2
-
-
-def test_health_answers_without_a_model(http_daemon):
-    out = subprocess.run(["curl", "-sS", http_daemon.http_url + "/health"], capture_output=True, timeout=30, check=True)
-    assert json.loads(out.stdout) == {"status": "ok", "worker": "running", "version": __version__}
-
-
-def test_shutdown_mid_stream_ends_the_stream_with_an_error(tiny_models_toml, daemon_address):
-    port = free_port()
-    d = DaemonProcess(tiny_models_toml, daemon_address, "--http", f"127.0.0.1:{port}")
-    try:
-        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0) as client:
-            stream = client.chat.completions.create(model="tiny-long", messages=HELLO, max_tokens=7000, stream=True)
-            with pytest.raises(openai.APIError) as err:
-                for n, _ in enumerate(stream):
-                    if n == 3:
-                        d.proc.send_signal(signal.SIGTERM)
-        assert "shutting down" in str(err.value)
-        assert d.proc.wait(10) == 0
-    finally:
-        d.stop()
 
 
 # -- the real pair -------------------------------------------------------------------------

@@ -74,7 +74,7 @@ async def test_cursor_jumps_between_takeovers_and_follows_the_view():
         assert view.cursor == 5
         await pilot.press("right_square_bracket")
         assert view.cursor == 250
-        line = view._token_lines[250][0]
+        line = view._layout.token_lines[250][0]
         assert view.scroll_y <= line < view.scroll_y + view.size.height  # scrolled to it
         await pilot.press("right_square_bracket")
         assert view.cursor == 5  # wraps around

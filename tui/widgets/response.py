@@ -10,11 +10,13 @@ and updates its virtual size (which makes Textual lay out the whole screen) at m
 SIZE_EVERY_S, so streaming repaints this widget alone.
 
 Without ``conversation`` the view shows one response alone (the compare screen's columns).
+
+The lines themselves (which token lies where, the folds, the tail) are laid out by layout.py; this
+module draws them and handles the keys, the mouse, scrolling and the pace of updates.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Optional
 
 from rich.segment import Segment
@@ -29,10 +31,10 @@ from textual.strip import Strip
 
 from tokint_local.events import TokenEvent
 
-from ..plain import visible
+from ..plain import visible  # noqa: F401  (imported from here by tests)
 from ..transcript import Transcript, channel_of
-from .turns import head_lines, hint_lines, tail_lines
-from .wrap import Line, Run, wrap_token
+from .layout import ResponseLayout
+from .wrap import Line, Run
 
 # Truecolor throughout: named ANSI colours cost a conversion per segment on every frame.
 TAKEOVER = Style(bold=True, color="#101010", bgcolor="#ffc040")
@@ -53,20 +55,6 @@ def shade_level(divergence: Optional[float]) -> int:
     if divergence is None:
         return 0
     return sum(divergence >= edge for edge in SHADE_EDGES)
-
-
-@dataclass
-class _Turn:
-    """An assistant turn as the view lays it out."""
-
-    transcript: Optional[Transcript]  # None: a response shown alone
-    intervene: bool
-    first: int  # its first token's index in ResponseView.tokens
-    folded: bool = True  # its thinking segment shows as one line
-    n_thinking: int = 0
-    thinking_takeovers: int = 0
-    fold_line: Optional[int] = None
-    answering: bool = False  # an answer token came after thinking
 
 
 class ResponseView(ScrollView, can_focus=True):
@@ -96,44 +84,35 @@ class ResponseView(ScrollView, can_focus=True):
         self.conversation = conversation
         self.hint = hint  # shown while a conversation has no turns
         self.fold_thinking = True  # how a new turn's thinking starts
-        self.tokens: list[TokenEvent] = []
         self.cursor: Optional[int] = None
-        self._texts: list[str] = []
-        self._turn_of: list[int] = []
-        self._turns: list[_Turn] = [] if conversation else [_Turn(None, intervene, 0)]
-        self._lines: list[Line] = [] if conversation else [Line()]
-        self._tail: list[Line] = []  # the last turn's strip and caption, drawn after the lines
+        self._layout = ResponseLayout(conversation, intervene, self._wrap_width)  # not Textual's `layout`
         self._tail_strips: dict[int, Strip] = {}
-        self._token_lines: list[tuple[int, int]] = []  # first and last line of each token
-        self._width = 0
         self._strips: dict[int, Strip] = {}
         self.follow = True  # showing the end of the conversation, as it grows
         self._sized_at = 0.0
         self._tail_at = 0.0
 
     @property
+    def tokens(self) -> list[TokenEvent]:
+        """Every token on display, the turns' one after another."""
+        return self._layout.tokens
+
+    @property
     def turns(self) -> int:
-        return len(self._turns)
+        return len(self._layout.turns)
 
     # -- content ---------------------------------------------------------------------------
     def show(self, tokens: list[TokenEvent], intervene: bool) -> None:
         """Replace the content with one response's ``tokens``."""
-        self._turns = [_Turn(None, intervene, 0, folded=self.fold_thinking)]
-        self._load(list(tokens), [0] * len(tokens))
+        self._layout.show(tokens, intervene, self.fold_thinking)
+        self._reload()
 
     def show_conversation(self, turns: list[Transcript]) -> None:
         """Replace the content with a conversation's turns (each a user message and its response)."""
-        self._turns, tokens, turn_of = [], [], []
-        for k, t in enumerate(turns):
-            self._turns.append(_Turn(t, t.request.mode == "intervene", len(tokens), folded=self.fold_thinking))
-            tokens += t.tokens
-            turn_of += [k] * len(t.tokens)
-        self._load(tokens, turn_of)
+        self._layout.show_conversation(turns, self.fold_thinking)
+        self._reload()
 
-    def _load(self, tokens: list[TokenEvent], turn_of: list[int]) -> None:
-        self.tokens = tokens
-        self._turn_of = turn_of
-        self._texts = [visible(t.text) for t in tokens]
+    def _reload(self) -> None:
         self.cursor = None
         self.follow = True
         self._rewrap()
@@ -142,14 +121,8 @@ class ResponseView(ScrollView, can_focus=True):
     def begin_turn(self, transcript: Transcript) -> None:
         """Add a turn at the end: the user's message (and the system prompt, where it changed), then
         the response as ``append`` brings it."""
-        if not self._turns:
-            self._lines = []  # the hint goes
-        first_new = len(self._lines)
-        self._lines.extend(self._tail)  # the turn before keeps its strip and caption
-        self._turns.append(_Turn(transcript, transcript.request.mode == "intervene", len(self.tokens),
-                                 folded=self.fold_thinking))
-        self._add_head(len(self._turns) - 1)
-        self._set_tail(len(self._turns) - 1)
+        first_new = self._layout.begin_turn(transcript, self.fold_thinking)
+        self._set_tail(len(self._layout.turns) - 1)
         for y in [y for y in self._strips if y >= first_new]:
             del self._strips[y]
         self.follow = True
@@ -158,33 +131,23 @@ class ResponseView(ScrollView, can_focus=True):
     def append(self, tokens: list[TokenEvent]) -> None:
         """Add streamed tokens to the last turn (the view keeps showing the end if it was). Tokens it
         holds already (the turn was shown while its stream had tokens in flight) are not added twice."""
-        if not self._turns:
+        changed = self._layout.append(tokens)
+        if not changed:
             return
-        turn = len(self._turns) - 1
-        held = len(self.tokens) - self._turns[turn].first
-        tokens = [t for t in tokens if t.position >= held]
-        if not tokens:
-            return
-        first_dirty = len(self._lines) - 1
-        for token in tokens:
-            self.tokens.append(token)
-            self._texts.append(visible(token.text))
-            self._turn_of.append(turn)
-            self._lay(len(self.tokens) - 1)
-        for y in range(first_dirty, len(self._lines)):
+        for y in changed:
             self._strips.pop(y, None)
         now = time.monotonic()
         if now - self._sized_at >= SIZE_EVERY_S:
             self.settle()
             return
         if self.conversation and now - self._tail_at >= TAIL_EVERY_S:
-            self._set_tail(turn)
+            self._set_tail(len(self._layout.turns) - 1)
         self.refresh()
 
     def settle(self) -> None:
         """Bring the strip, the caption and the scrollable size up to date now (the stream ended, or a pause)."""
-        if self.conversation and self._turns:
-            self._set_tail(len(self._turns) - 1)
+        if self.conversation and self._layout.turns:
+            self._set_tail(len(self._layout.turns) - 1)
         self._resize()
         self.refresh()
         if self.follow:
@@ -192,111 +155,52 @@ class ResponseView(ScrollView, can_focus=True):
 
     def shown_text(self) -> str:
         """The response text on display (wrapping aside): what the token lines hold, joined at hard breaks."""
-        out = []
-        for line in self._lines:
-            out.extend(self._texts[i][a:b] for i, a, b in line.pieces)
-            if line.hard_break:
-                out.append("\n")
-        return "".join(out)
+        return self._layout.shown_text()
 
     def content_lines(self) -> list[str]:
         """Every line of the view as text, from the top: messages, responses, folds, strips, captions."""
-        return ["".join(s.text for s in self._segments(line, Style(), y)) for y, line in enumerate(self._lines + self._tail)]
+        lines = self._layout.lines + self._layout.tail
+        return ["".join(s.text for s in self._segments(line, Style(), y)) for y, line in enumerate(lines)]
 
     # -- laying out ------------------------------------------------------------------------
     def _wrap_width(self) -> int:
         return max(self.scrollable_content_region.width, 8)
 
     def _rewrap(self) -> None:
-        self._width = self._wrap_width()
-        self._lines = [] if self.conversation else [Line()]
-        self._token_lines = []
+        self._layout.rewrap(self._wrap_width(), self.hint)
         self._strips.clear()
-        for turn in self._turns:
-            turn.n_thinking = turn.thinking_takeovers = 0
-            turn.fold_line, turn.answering = None, False
-        if self.conversation and not self._turns and self.hint:
-            self._lines = hint_lines(self.hint, self._width)
-        for k in range(len(self._turns)):
-            if self.conversation:
-                if k:
-                    self._lines.extend(self._make_tail(k - 1))
-                self._add_head(k)
-            for i in range(self._turns[k].first, self._end_of(k)):
-                self._lay(i)
-        self._tail, self._tail_strips = [], {}
-        if self.conversation and self._turns:
-            self._set_tail(len(self._turns) - 1)
+        self._tail_strips = {}
+        if self.conversation and self._layout.turns:
+            self._set_tail(len(self._layout.turns) - 1)
         self._resize()
         self.refresh()
-
-    def _end_of(self, k: int) -> int:
-        return self._turns[k + 1].first if k + 1 < len(self._turns) else len(self.tokens)
-
-    def _add_head(self, k: int) -> None:
-        width = self._width or self._wrap_width()
-        self._lines += head_lines(self._turns[k].transcript, self._turns[k - 1].transcript.system if k else None, width)
-
-    def _make_tail(self, k: int) -> list[Line]:
-        turn = self._turns[k]
-        return tail_lines(turn.transcript, self.tokens[turn.first : self._end_of(k)], self._width or self._wrap_width())
 
     def _set_tail(self, k: int) -> None:
         """Draw turn ``k``'s strip and caption (the last turn's) after the lines."""
         self._tail_at = time.monotonic()
-        self._tail, self._tail_strips = self._make_tail(k), {}
+        self._layout.set_tail(k)
+        self._tail_strips = {}
 
     def _resize(self) -> None:
         self._sized_at = time.monotonic()
-        self.virtual_size = Size(self._width, len(self._lines) + len(self._tail))
+        self.virtual_size = Size(self._layout.width, len(self._layout.lines) + len(self._layout.tail))
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         self.follow = new >= self.max_scroll_y  # scrolled up by the person: stop following
 
-    def _lay(self, index: int) -> None:
-        """Token ``index`` onto the lines: into its turn's fold while that is folded, else wrapped."""
-        k = self._turn_of[index]
-        turn = self._turns[k]
-        width = self._width or self._wrap_width()
-        self._width = width
-        if channel_of(self.tokens[index]) == "thinking":
-            turn.n_thinking += 1
-            turn.thinking_takeovers += self.tokens[index].source == "reasoning" and turn.intervene
-            if turn.fold_line is None:
-                if self._lines[-1].pieces:
-                    self._lines.append(Line())
-                turn.fold_line = len(self._lines) - 1
-                self._lines[-1].fold = k
-                self._lines.append(Line())
-            self._strips.pop(turn.fold_line, None)
-            if turn.folded:
-                self._token_lines.append((turn.fold_line, turn.fold_line))
-                return
-        elif turn.fold_line is not None and not turn.answering:
-            if any(b > a for _, a, b in self._lines[-1].pieces):
-                self._lines.append(Line())  # the answer starts a line of its own
-            text = self._texts[index]
-            skip = len(text) - len(text.lstrip("\n"))  # the newlines between thinking and answer
-            turn.answering = skip < len(text)
-            self._token_lines.append(wrap_token(self._lines, self._texts, index, width, skip))
-            return
-        self._token_lines.append(wrap_token(self._lines, self._texts, index, width))
-
     def on_resize(self) -> None:
-        if self._wrap_width() != self._width:
+        if self._wrap_width() != self._layout.width:
             self._rewrap()
 
     # -- thinking --------------------------------------------------------------------------
-    def _folded(self, index: int) -> bool:
-        return self._turns[self._turn_of[index]].folded and channel_of(self.tokens[index]) == "thinking"
-
     def toggle_thinking(self, turn: Optional[int] = None) -> bool:
         """Fold or unfold turn ``turn``'s thinking, or every turn's (unfolding all if any is folded).
         Returns whether thinking is now folded."""
-        with_thinking = [t for t in self._turns if t.n_thinking]
+        turns = self._layout.turns
+        with_thinking = [t for t in turns if t.n_thinking]
         if turn is not None:
-            chosen = [self._turns[turn]]
+            chosen = [turns[turn]]
             folded = not chosen[0].folded
         else:
             chosen = with_thinking
@@ -317,14 +221,15 @@ class ResponseView(ScrollView, can_focus=True):
         if offset is None:
             return
         index = self._top() + offset.y
-        if index < len(self._lines) and self._lines[index].fold is not None:
-            self.toggle_thinking(self._lines[index].fold)
+        lines = self._layout.lines
+        if index < len(lines) and lines[index].fold is not None:
+            self.toggle_thinking(lines[index].fold)
 
     # -- rendering -------------------------------------------------------------------------
     def _style(self, index: int) -> Optional[Style]:
-        token = self.tokens[index]
+        token = self._layout.tokens[index]
         thinking = channel_of(token) == "thinking"
-        if token.source == "reasoning" and self._turns[self._turn_of[index]].intervene:
+        if self._layout.takeover(index):
             return THINKING_TAKEOVER if thinking else TAKEOVER
         if self.shade:
             bg = SHADES[shade_level(token.divergence)]
@@ -333,7 +238,7 @@ class ResponseView(ScrollView, can_focus=True):
         return THINKING if thinking else None
 
     def _fold_runs(self, k: int) -> list[Run]:
-        turn = self._turns[k]
+        turn = self._layout.turns[k]
         words = f"thinking · {turn.n_thinking} token{'s' if turn.n_thinking != 1 else ''}"
         if turn.thinking_takeovers:
             words += f" · {turn.thinking_takeovers} takeover{'s' if turn.thinking_takeovers != 1 else ''}"
@@ -348,25 +253,26 @@ class ResponseView(ScrollView, can_focus=True):
             out = [Segment(text, base + style if style else base) for text, style in line.deco]
             if line.fill is not None:
                 used = sum(s.cell_length for s in out)
-                out.append(Segment(" " * max(self._width - used, 0), base + line.fill))
+                out.append(Segment(" " * max(self._layout.width - used, 0), base + line.fill))
             return out
+        texts = self._layout.texts
         out = []
         for i, a, b in line.pieces:
             style = self._style(i)
             if i == self.cursor:
                 style = (style + CURSOR) if style else CURSOR
-                piece = self._texts[i][a:b] or EMPTY_MARK
+                piece = texts[i][a:b] or EMPTY_MARK
             elif a == b:
                 continue
             else:
-                piece = self._texts[i][a:b]
+                piece = texts[i][a:b]
             out.append(Segment(piece, base + style if style else base))
         return out
 
     def _top(self) -> int:
         """The first line on display."""
         if self.follow and self.cursor is None:  # the last lines, whatever the (lagging) virtual size says
-            return max(len(self._lines) + len(self._tail) - self.scrollable_content_region.height, 0)
+            return max(len(self._layout.lines) + len(self._layout.tail) - self.scrollable_content_region.height, 0)
         return self.scroll_offset.y
 
     def render_lines(self, crop):
@@ -378,17 +284,18 @@ class ResponseView(ScrollView, can_focus=True):
         base, width, top = getattr(self, "_pass", None) or (self.rich_style, self.size.width, self._top())
         scroll_x = self.scroll_offset.x
         index = top + y
-        n = len(self._lines)
-        if index >= n + len(self._tail):
+        lines, tail = self._layout.lines, self._layout.tail
+        n = len(lines)
+        if index >= n + len(tail):
             return Strip.blank(width, base)
         if index >= n:  # the streaming turn's strip: a few lines, rebuilt as it grows
             strip = self._tail_strips.get(index - n)
             if strip is None:
-                strip = self._tail_strips[index - n] = Strip(self._segments(self._tail[index - n], base, index))
+                strip = self._tail_strips[index - n] = Strip(self._segments(tail[index - n], base, index))
         else:
             strip = self._strips.get(index)
             if strip is None:
-                strip = Strip(self._segments(self._lines[index], base, index))
+                strip = Strip(self._segments(lines[index], base, index))
                 self._strips[index] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
 
@@ -404,47 +311,42 @@ class ResponseView(ScrollView, can_focus=True):
 
     # -- cursor ----------------------------------------------------------------------------
     def set_cursor(self, index: Optional[int]) -> None:
-        if not self.tokens:
+        layout = self._layout
+        if not layout.tokens:
             self.cursor = None
             return
         old = self.cursor
-        self.cursor = None if index is None else max(0, min(index, len(self.tokens) - 1))
-        if self.cursor is not None and self._folded(self.cursor):
-            self.toggle_thinking(self._turn_of[self.cursor])  # a token inside folded thinking: unfold it to show it
+        self.cursor = None if index is None else max(0, min(index, len(layout.tokens) - 1))
+        if self.cursor is not None and layout.folded(self.cursor):
+            self.toggle_thinking(layout.turn_of[self.cursor])  # a token inside folded thinking: unfold it to show it
         for i in (old, self.cursor):
             if i is not None:
-                first, last = self._token_lines[i]
+                first, last = layout.token_lines[i]
                 for y in range(first, last + 1):
                     self._strips.pop(y, None)
         self.refresh()
         if self.cursor is not None:
-            self.post_message(self.CursorMoved(self.cursor, self.tokens[self.cursor], self._turn_of[self.cursor]))
-            line = self._token_lines[self.cursor][0]
+            self.post_message(self.CursorMoved(self.cursor, layout.tokens[self.cursor], layout.turn_of[self.cursor]))
+            line = layout.token_lines[self.cursor][0]
             if not (self.scroll_y <= line < self.scroll_y + self.scrollable_content_region.height):
                 self.scroll_to(y=max(line - self.scrollable_content_region.height // 2, 0), animate=False, immediate=True)
 
-    def _shown(self, index: int, step: int) -> Optional[int]:
-        """The first token from ``index`` on, in direction ``step``, that is not folded away."""
-        while 0 <= index < len(self.tokens):
-            if not self._folded(index):
-                return index
-            index += step
-        return None
-
     def action_move(self, step: int) -> None:
+        shown = self._layout.shown
         if self.cursor is None:  # the first move puts the cursor on the last token (or the first)
-            target = self._shown(len(self.tokens) - 1, -1) if step < 0 else self._shown(0, 1)
+            target = shown(len(self.tokens) - 1, -1) if step < 0 else shown(0, 1)
         else:
-            target = self._shown(self.cursor + step, step)
+            target = shown(self.cursor + step, step)
         if target is not None:
             self.set_cursor(target)
 
     def action_jump(self, where: str) -> None:
-        target = self._shown(0, 1) if where == "start" else self._shown(len(self.tokens) - 1, -1)
+        shown = self._layout.shown
+        target = shown(0, 1) if where == "start" else shown(len(self.tokens) - 1, -1)
         self.set_cursor(target if target is not None else (0 if where == "start" else len(self.tokens) - 1))
 
     def action_takeover(self, step: int) -> None:
-        takeovers = [i for i, t in enumerate(self.tokens) if t.source == "reasoning" and self._turns[self._turn_of[i]].intervene]
+        takeovers = self._layout.takeovers()
         if not takeovers:
             self.notify("no takeovers in this response", severity="warning")
             return
