@@ -7,20 +7,13 @@ import time
 
 import pytest
 
-from conftest import DaemonProcess
+from conftest import DaemonProcess, wait_until
 from tokint_local.client import Client
 from tokint_local.engine import generate
 from tokint_local.errors import BackendCrashed
 from tokint_local.events import GenerationRequest, Queued, Started, Summary, TokenEvent
 from tokint_local.history import show_generation
 from tokint_local.render import status_text
-
-
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import subprocess
 import openai
 import pytest
 
+from conftest import wait_until
 from test_http_api import HELLO
-from test_http_interruptions import wait_until
 from tokint_local.client import Client
 
 

@@ -16,19 +16,12 @@ from urllib.parse import urlparse
 import openai
 import pytest
 
-from conftest import DaemonProcess, free_port
+from conftest import DaemonProcess, free_port, wait_until
 from test_http_api import HELLO
 from tokint_local import __version__
 from tokint_local.client import Client
 from tokint_local.events import Queued, Summary
 from tokint_local.history import list_generations, show_generation
-
-
-def wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def open_stream(daemon, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
