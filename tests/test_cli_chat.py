@@ -44,26 +44,22 @@ class Terminal:
                 return found
             left = deadline - time.monotonic()
             assert left > 0, f"waited for {pattern!r}; the terminal shows:\n{self.seen[-2000:]}"
-            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
-            if ready:
-                try:
-                    data = os.read(self.fd, 65536)
-                except OSError:  # the child is gone
-                    data = b""
-                if not data and not found:
-                    assert re.search(pattern, self.seen), f"the program ended; it showed:\n{self.seen[-2000:]}"
-                self.seen += ANSI.sub("", data.decode("utf-8", "replace"))
+            if select.select([self.fd], [], [], min(left, 0.2))[0] and not self._take():
+                assert re.search(pattern, self.seen), f"the program ended; it showed:\n{self.seen[-2000:]}"
 
     def drain(self) -> None:
         """Take in what the program has shown so far without waiting (so its writes never block)."""
-        while select.select([self.fd], [], [], 0)[0]:
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.seen += ANSI.sub("", data.decode("utf-8", "replace"))
+        while select.select([self.fd], [], [], 0)[0] and self._take():
+            pass
+
+    def _take(self) -> bool:
+        """Read what is ready into ``seen`` (escape sequences removed); False once the program is gone."""
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # the child is gone
+            return False
+        self.seen += ANSI.sub("", data.decode("utf-8", "replace"))
+        return bool(data)
 
     def wait(self, timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
