@@ -78,6 +78,11 @@ def test_wrong_answers_fail(response):
     ("\\boxed{0.66}", "2/3"),  # or cut
 
     ("\\boxed{£12.50}", "12.5"),
+    ("\\boxed{18 000}", "18000"),  # thousands grouped by spaces, where one number is expected
+    ("The answer is 1 450 000 dollars.", "1450000"),
+    ("#### 18\u202f000", "18,000"),  # a narrow no-break space
+    ("The answer is 1,00,000.", "100000"),  # the Indian grouping
+    ("\\boxed{12,34,567}", "1234567"),
     ("\\boxed{.5}", "1/2"),
     ("\\boxed{\\left(\\frac{1}{3}\\right)}", "1/3"),
 ])
@@ -134,6 +139,10 @@ def test_worked_out_forms_of_a_right_answer(response, answer):
     ("\\boxed{10-12}", "10"),
     ("\\boxed{x \\neq 5}", "5"),
     ("\\boxed{1,0000}", "1000"),  # not a thousands separator
+    ("\\boxed{18 00}", "1800"),  # groups of three digits only
+    ("\\boxed{1,00,00}", "10000"),
+    ("She has 18 apples and 000 pears.", "18000"),  # in running text, spaces part numbers
+
     ("The answer is not 18, it is 20.", "18"),
     ("\\boxed{-\\$5}", "5"),
     ("\\boxed{1}", "1e+20"),

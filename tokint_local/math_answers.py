@@ -14,7 +14,8 @@ Where the answer is (the first of these found):
 
 In 2-3 the first number there is the answer (it must not be part of a root or a multiple of pi), in
 4 the last number; where 1-3 hold no number (an empty box, "the answer is below") the response's last
-number is. A number may be written with thousands separators (``1,000``, ``1{,}000``, ``1\\,000``), a
+number is. A number may be written with thousands separators (``1,000``, ``1{,}000``, ``1\\,000``, the
+Indian ``1,00,000``; spaces, ``18 000``, in a box or after a marker only, where one number is expected), a
 sign, decimals (``18.00``), in scientific notation (``1.5e3``, ``1.5 \\times 10^3``), as a power
 (``2^{10}``, ``5²``), as a fraction (``3/4``, ``\\frac{3}{4}``, ``\\dfrac34``, ``½``, nested fractions) or a
 mixed number (``2\\frac{1}{2}``), with currency signs (``-\\$5`` is -5), percent signs, degree signs and
@@ -35,7 +36,10 @@ from typing import Optional, Union
 
 MAX_DIGITS = 4000  # longer numbers are not read (Python refuses int <-> str past 4,300 digits)
 
-_INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d+"
+# 1,000,000; the Indian grouping 10,00,000 (a lakh of thousands); or plain digits
+_INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,2}(?:,\d{2})+,\d{3}(?![\d,])|\d+"
+# thousands grouped by spaces (18 000, 1 450 000): read as one number only where the answer is
+_SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d.,]|\s*/)")
 _DECIMAL = rf"(?:(?:{_INTEGER})(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{{1,4}}(?!\w|\.\d))?"
 # a number: sign, a mixed number or a fraction, else a decimal
 _NUMBER = re.compile(
@@ -217,6 +221,8 @@ def _plain(number: str) -> str:
 def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     """The final answer and its decimal places, or None and why there is none."""
     span, source = answer_span(response)
+    if source != "response":  # in a box or after a marker, 18 000 is one number; in running text, two
+        span = _SPACED.sub(lambda m: re.sub(r"\s", "", m.group()), span)
     if source == "box":
         text = normalize(span)
         sole = _sole_number(text)
