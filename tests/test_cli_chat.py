@@ -171,3 +171,58 @@ def test_a_conversation_in_the_terminal(chat, daemon, tokint_home, tmp_path):
     latest = list_generations()[0]
     assert (latest["conversation"], latest["turn"], latest["prompt"]) == (first_conversation, 4, "one more")
     assert (tokint_home / "chat_history").read_text().count("first question") == 1  # input history, kept on disk
+
+
+def test_ctrl_c_before_the_answer_starts_or_while_it_is_cancelled_keeps_the_session(shared_daemon, monkeypatch):
+    """Ctrl+C lands where a person's timing cannot be reproduced on a pty: in the instant between Enter
+    and the request (the turn is dropped, the session goes on), and again while the cancel of an
+    answer waits for the daemon (ignored: the answer still ends with its summary and is kept)."""
+    import io
+
+    from tokint_local.cli_chat import ChatSession
+    from tokint_local.conversation import Conversation, TurnStream
+
+    real_send, real_cancel = Conversation.send, TurnStream.cancel
+    interrupts = {"send": 1, "cancel": 1}
+
+    def send(self, client, text, **params):
+        if interrupts["send"]:
+            interrupts["send"] -= 1
+            raise KeyboardInterrupt
+        return real_send(self, client, text, **params)
+
+    def cancel(self):
+        real_cancel(self)
+        if interrupts["cancel"]:
+            interrupts["cancel"] -= 1
+            raise KeyboardInterrupt  # a second Ctrl+C while the cancel's reply was awaited
+
+    monkeypatch.setattr(Conversation, "send", send)
+    monkeypatch.setattr(TurnStream, "cancel", cancel)
+    conversation = Conversation(settings={"max_tokens": 7000, "mode": "intervene", "seed": 1})
+    lines = iter(["first", "second", "third"])
+
+    def read():
+        line = next(lines, None)
+        if line is None:
+            raise EOFError  # Ctrl+D
+        if line == "third":
+            conversation.settings["max_tokens"] = 20  # a short answer that runs to its end
+        return line
+
+    out = io.StringIO()
+    with Client(shared_daemon.address) as client:
+        session = ChatSession(client, conversation, out, io.StringIO(), read)
+        printed = []
+
+        def printer(event):
+            printed.append(event)
+            if conversation.turns == [] and len(printed) == 3:  # the second turn, three events in
+                raise KeyboardInterrupt  # the first Ctrl+C: cancel the answer
+
+        session.printer = printer
+        assert session.run() == 0
+    assert [turn.user for turn in conversation.turns] == ["second", "third"]  # "first" never went out
+    assert conversation.turns[0].summary.finish_reason == "cancelled"
+    assert conversation.turns[1].summary.finish_reason in ("stop", "length")
+    assert interrupts == {"send": 0, "cancel": 0}

@@ -86,26 +86,33 @@ class ChatSession:
             self.say(self.shown(turn.answer))
 
     def ask(self, text: str) -> None:
+        """Send ``text`` as the next turn and print the answer as it comes. Ctrl+C cancels the answer
+        (the daemon still ends it with a summary, which is read, so the cut answer is kept as a turn);
+        more Ctrl+C until the summary comes are ignored; one before anything is sent drops the turn."""
         try:
             stream = self.conversation.send(self.client, text)
+        except KeyboardInterrupt:  # nothing was sent yet
+            self.say("")
+            return
         except TokintError as exc:
             self.say(f"tokint: {exc}")
             return
-        try:
+        cancelled = False
+        while True:
             try:
                 for event in stream:
                     self.printer(event)
+                return
             except KeyboardInterrupt:
-                stream.cancel()
-                while True:  # the daemon ends the stream with a summary (finish reason cancelled)
+                if not cancelled:
+                    cancelled = True
                     try:
-                        for event in stream:
-                            self.printer(event)
-                        break
+                        stream.cancel()
                     except KeyboardInterrupt:
-                        continue
-        except TokintError as exc:
-            self.say(f"\ntokint: {exc}")
+                        pass  # the cancel request goes on, on the client's own thread
+            except TokintError as exc:
+                self.say(f"\ntokint: {exc}")
+                return
 
     def command(self, line: str) -> Optional[str]:
         name, _, rest = line.partition(" ")
