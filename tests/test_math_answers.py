@@ -83,6 +83,8 @@ def test_wrong_answers_fail(response):
     ("#### 18\u202f000", "18,000"),  # a narrow no-break space
     ("The answer is 1,00,000.", "100000"),  # the Indian grouping
     ("\\boxed{12,34,567}", "1234567"),
+    ("\\boxed{2:00 \\text{ PM}}", "2"),  # GSM8K item 1001: "the latest time ... to start" is 2 (pm)
+    ("The answer is 14:00.", "14"),
     ("\\boxed{.5}", "1/2"),
     ("\\boxed{\\left(\\frac{1}{3}\\right)}", "1/3"),
 ])
@@ -141,6 +143,8 @@ def test_worked_out_forms_of_a_right_answer(response, answer):
     ("\\boxed{1,0000}", "1000"),  # not a thousands separator
     ("\\boxed{18 00}", "1800"),  # groups of three digits only
     ("\\boxed{1,00,00}", "10000"),
+    ("\\boxed{3:30}", "3"),  # only a time on the hour is its hour
+    ("\\boxed{7:11}", "7"),  # a ratio is not
     ("She has 18 apples and 000 pears.", "18000"),  # in running text, spaces part numbers
 
     ("The answer is not 18, it is 20.", "18"),

@@ -15,7 +15,8 @@ Where the answer is (the first of these found):
 In 2-3 the first number there is the answer (it must not be part of a root or a multiple of pi), in
 4 the last number; where 1-3 hold no number (an empty box, "the answer is below") the response's last
 number is. A number may be written with thousands separators (``1,000``, ``1{,}000``, ``1\\,000``, the
-Indian ``1,00,000``; spaces, ``18 000``, in a box or after a marker only, where one number is expected), a
+Indian ``1,00,000``; spaces, ``18 000``, in a box or after a marker only, where one number is expected; there a
+time on the hour, ``2:00 PM``, is its hour, as GSM8K's answers to "what time" are), a
 sign, decimals (``18.00``), in scientific notation (``1.5e3``, ``1.5 \\times 10^3``), as a power
 (``2^{10}``, ``5²``), as a fraction (``3/4``, ``\\frac{3}{4}``, ``\\dfrac34``, ``½``, nested fractions) or a
 mixed number (``2\\frac{1}{2}``), with currency signs (``-\\$5`` is -5), percent signs, degree signs and
@@ -39,6 +40,7 @@ MAX_DIGITS = 4000  # longer numbers are not read (Python refuses int <-> str pas
 # 1,000,000; the Indian grouping 10,00,000 (a lakh of thousands); or plain digits
 _INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,2}(?:,\d{2})+,\d{3}(?![\d,])|\d+"
 # thousands grouped by spaces (18 000, 1 450 000): read as one number only where the answer is
+_ON_THE_HOUR = re.compile(r"(?<![\d:.,])(\d{1,2}):00(?![\d:.,])")  # a time: 2:00 (pm)
 _SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d.,]|\s*/)")
 _DECIMAL = rf"(?:(?:{_INTEGER})(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{{1,4}}(?!\w|\.\d))?"
 # a number: sign, a mixed number or a fraction, else a decimal
@@ -223,6 +225,7 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     span, source = answer_span(response)
     if source != "response":  # in a box or after a marker, 18 000 is one number; in running text, two
         span = _SPACED.sub(lambda m: re.sub(r"\s", "", m.group()), span)
+        span = _ON_THE_HOUR.sub(r"\1", span)  # 2:00 PM states the hour: GSM8K's "what time" answers are hours
     if source == "box":
         text = normalize(span)
         sole = _sole_number(text)
