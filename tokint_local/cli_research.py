@@ -48,21 +48,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("give --prompt (with --response, --response-file or --generate) or --dataset")
     if args.from_results and args.dataset is None:
         raise ConfigError("--from-results needs --dataset (the dataset the results file was made from)")
+    work: list[tuple[str, Any]] = []  # (prompt, response or None: generate it); read before any model loads
+    if args.dataset:
+        items = load_dataset(args.dataset, args.limit)
+        work = [(item.prompt, None) for item in items]
+        if args.from_results:
+            work = _responses_from_results(Path(args.from_results), items)
+    else:
+        response = args.response
+        if args.response_file:
+            response = Path(args.response_file).read_text(encoding="utf-8")
+        if response is None and not args.generate:
+            raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
+        work = [(args.prompt, response)]
     entry, pair = local_pair(args)
     try:
-        work: list[tuple[str, Any]] = []
-        if args.dataset:
-            items = load_dataset(args.dataset, args.limit)
-            work = [(item.prompt, None) for item in items]
-            if args.from_results:
-                work = _responses_from_results(Path(args.from_results), items)
-        else:
-            response = args.response
-            if args.response_file:
-                response = Path(args.response_file).read_text(encoding="utf-8")
-            if response is None and not args.generate:
-                raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
-            work = [(args.prompt, response)]
         from .slots import map_on_slots
 
         scored = []
@@ -108,17 +108,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _responses_from_results(path: Path, items: list) -> list[tuple[str, Any]]:
     """The reasoning-mode responses a `tokint eval` results file holds, for the dataset's items, in its order."""
+    from .evaluation import ResultsFile
+
     if not path.exists():
         raise ConfigError(f"{path}: no such results file")
-    responses: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{path}:{n}: not a JSON line") from None
-            if row.get("type") == "item" and row.get("mode") == "reasoning" and isinstance(row.get("response"), str):
-                responses[row["item"]] = row["response"]
+    responses = {r["item"]: r["response"] for r in ResultsFile(path).load()
+                 if r["mode"] == "reasoning" and isinstance(r.get("response"), str)}
     work = [(item.prompt, responses[item.id]) for item in items if item.id in responses]
     if not work:
         raise ConfigError(f"{path}: no reasoning-mode responses for this dataset's items")
@@ -288,7 +283,9 @@ def add_parsers(sub: Any) -> None:
                     "positions from it and its id; decoding is greedy)")
     ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
-    ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
+    ev.add_argument("--threshold", type=float, default=None,
+                    help="the gate's threshold (divergence: default 1.0; entropy, top1 and random need one: "
+                         "`tokint calibrate --gate G --rate R` finds it)")
     ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
     ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it; default eval-DATASET-PAIR.jsonl "
                     "in the current folder, PAIR being default without --pair)")
