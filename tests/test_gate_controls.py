@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tokint_local.backend import LlamaModel
+from conftest import models_toml_text
 from tokint_local.cli import main
 from tokint_local.engine import generate
 from tokint_local.errors import InvalidParameter
@@ -239,8 +240,20 @@ def test_calibrate_leaves_out_a_prompt_too_long_for_the_context(tiny_models_toml
     assert json.loads(captured.out)["n_tokens"] > 20  # the other two prompts' tokens
     assert main(["calibrate", "--models", str(tiny_models_toml), "--gate", "entropy", "--dataset", str(data),
                  "--max-tokens", "20", "--rate", "0.0000001"]) == 0
-    line = capsys.readouterr().out  # a rate the sample cannot show is not claimed: what the threshold catches is
+    captured = capsys.readouterr()  # a rate the sample cannot show is not claimed: what the threshold catches is
+    line = captured.out
     assert re.search(r"entropy gate: threshold [\d.]+ catches \d+\.\d\d% of \d+ base-model tokens \(.*target 1e-05%\)", line), line
+    assert "takeovers' worth, too few to place the threshold well" in captured.err
+
+
+def test_calibrating_the_random_gate_loads_no_model(tmp_path, capsys):
+    """Its threshold is the rate: a pair whose model files are not there calibrates all the same."""
+    models = tmp_path / "models.toml"
+    models.write_text(models_toml_text({k: tmp_path / f"missing-{k}.gguf" for k in ("base", "reasoning", "padded", "other")}))
+    assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == 0.05
+    assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--verify"]) == 1
+    assert "missing-base.gguf" in capsys.readouterr().err  # --verify runs the pair: that needs its files
 
 
 def test_eval_runs_a_control_gate_and_compares_it_with_the_divergence_gate(tiny_models_toml, tmp_path, capsys):

@@ -168,7 +168,8 @@ def _p(p: float) -> str:
 
 def eval_table(summaries: list[dict]) -> str:
     controls = any("fixed_vs_divergence" in s for s in summaries)
-    head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+    w = max([48] + [len(s["config"]) for s in summaries])  # the configuration column: its longest name
+    head = (f"{'configuration':{w}} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
             f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
     lines = [head, "-" * len(head)]
     for s in summaries:
@@ -176,7 +177,7 @@ def eval_table(summaries: list[dict]) -> str:
                    if "fixed_vs_base" in s else "-")
         as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
                         if "agrees_with_reasoning" in s else "-")
-        line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
+        line = (f"{s['config']:{w}} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
                 f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
         if controls:
             line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} {_p(s['p_vs_divergence'])}"

@@ -149,6 +149,9 @@ def analysis_text(s: dict, top: list) -> str:
 
 
 # -- calibrate ---------------------------------------------------------------------------------
+CALIBRATION_MIN_HITS = 10  # sampled tokens x rate below this: the threshold rests on too few tokens past it
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .gate import threshold_for_rate
@@ -156,9 +159,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not 0 < args.rate < 1:
         raise ConfigError("--rate must be above 0 and below 1 (for example 0.08 for 8% of tokens)")
     prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
-    entry, pair = local_pair(args)
+    if args.gate == "random" and not args.verify:  # its threshold is the rate: no model is needed
+        from .config import load_models
+
+        entry, pair = load_models(args.models).pair(args.pair), None
+    else:
+        entry, pair = local_pair(args)
     try:
-        values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens)
+        values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens) if pair else []
         threshold = threshold_for_rate(values, args.rate, args.gate)
         result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "divergence": args.divergence,
                                   "target_rate": args.rate, "threshold": threshold, "n_tokens": len(values),
@@ -166,6 +174,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if values:  # the share of the sampled tokens the threshold catches: near the target only with enough tokens
             fires = [v < threshold for v in values] if args.gate == "top1" else [v >= threshold for v in values]
             result["sample_rate"] = sum(fires) / len(values)
+            if len(values) * args.rate < CALIBRATION_MIN_HITS:
+                sys.stderr.write(f"tokint: {len(values)} tokens sampled: at the rate {args.rate:g} that is "
+                                 f"{len(values) * args.rate:.1f} takeovers' worth, too few to place the threshold "
+                                 f"well (give more prompts, --max-tokens, or a higher rate)\n")
         if args.verify:
             taken = total = 0
             for prompt in prompts:
@@ -175,7 +187,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 taken, total = taken + s.n_takeovers, total + s.n_tokens
             result["measured_rate"] = taken / max(total, 1)
     finally:
-        pair.close()
+        if pair is not None:
+            pair.close()
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -184,7 +197,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         line = f"{args.gate} gate: threshold {threshold:.4f} "
         line += (f"catches {100 * result['sample_rate']:.2f}% of {len(values)} base-model tokens ({rule}; target "
                  f"{100 * args.rate:g}%)" if args.gate != "random" else f"takes over at {100 * args.rate:g}% of positions (a probability)")
-        line += f" (pair {entry.name}, {len(prompts)} prompts)"
+        line += f" (pair {entry.name}, {len(prompts)} prompt{'' if len(prompts) == 1 else 's'})"
         if "measured_rate" in result:
             line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
         sys.stdout.write(line + "\n")
