@@ -237,14 +237,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return run(args, req, emit, sys.stderr)
 
 
-def _daemon(args: argparse.Namespace):
-    from .autostart import connect
-
-    return connect(args.connect, args.models, not args.no_autostart, sys.stderr)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    client = _daemon(args)
+    """What the running daemon is doing; it never starts one (a question about the daemon does not)."""
+    from .autostart import connect
+    from .errors import DaemonUnavailable
+
+    try:
+        client = connect(args.connect, args.models, False, sys.stderr)
+    except DaemonUnavailable as exc:
+        raise DaemonUnavailable(str(exc).split(";")[0] + ": none is running (`tokint generate` or `tokintd` "
+                                "starts one)") from None
     try:
         status = client.status()
     finally:
