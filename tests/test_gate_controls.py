@@ -212,6 +212,39 @@ def test_the_daemon_runs_the_controls_as_the_engine_does_and_refuses_a_bad_gate(
     assert head["type"] == "error" and content["code"] == "invalid_parameter" and "threshold" in content["message"]
 
 
+def test_a_control_gate_needs_a_threshold_of_its_own(shared_daemon, tmp_path, capsys):
+    """The pair's default threshold is a divergence: used as a probability, 1.0 would take over at every
+    position. The daemon, the client and the local CLI each refuse a control gate without its threshold."""
+    import msgpack
+    import zmq
+
+    from tokint_local.client import Client
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(shared_daemon.address)
+    try:
+        for n, gate in enumerate(("entropy", "top1", "random")):
+            sock.send_multipart([msgpack.packb({"id": f"g{n}", "type": "generate", "version": 1, "parent": None}),
+                                 msgpack.packb({"prompt": "hi", "gate": gate, "max_tokens": 3})])
+            assert sock.poll(5000)
+            head, content = map(msgpack.unpackb, sock.recv_multipart())
+            assert head["type"] == "error" and content["code"] == "invalid_parameter"
+            assert content["message"].startswith(f"threshold: the {gate} gate needs one of its own")
+    finally:
+        sock.close()
+    with Client(shared_daemon.address) as client:
+        with pytest.raises(InvalidParameter, match="the random gate needs one of its own"):
+            client.generate("hi", gate="random")
+        events = list(client.generate("hi", gate="random", threshold=0.5, max_tokens=3, seed=1))
+        assert events[-1].finish_reason == "length"  # with its threshold it runs; the divergence gate needs none
+        assert list(client.generate("hi", max_tokens=3))[-1].finish_reason == "length"
+    models = tmp_path / "models.toml"  # the local CLI refuses before it looks for the model files
+    models.write_text(models_toml_text({k: tmp_path / f"missing-{k}.gguf" for k in ("base", "reasoning", "padded", "other")}))
+    assert main(["--models", str(models), "generate", "--local", "--gate", "top1", "hi"]) == 1
+    assert "threshold: the top1 gate needs one of its own" in capsys.readouterr().err
+
+
 # -- calibrate and eval ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("gate", ["divergence", "entropy", "top1", "random"])

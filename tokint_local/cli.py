@@ -15,7 +15,7 @@ from .divergence import DIVERGENCES
 from .errors import InvalidParameter, TokintError
 from .addresses import is_local
 from .gate import GATES
-from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest
+from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest, with_pair_defaults
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
 EXIT_ERROR = 1
@@ -180,7 +180,7 @@ def run_local_generation(args: argparse.Namespace, fields: dict[str, Any], emit:
     from .pair import open_pair
 
     entry = load_models(args.models).pair(fields["pair"])
-    req = GenerationRequest(**{**entry.defaults, **fields})
+    req = GenerationRequest(**with_pair_defaults(entry.defaults, fields))
     ensure_pair_files(entry, err)
     if err.isatty():
         err.write(f"loading pair {entry.name} ({entry.base.describe()} + {entry.reasoning.describe()}) ...\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
-from .events import MODES, GenerationRequest, Summary, TokenEvent
+from .events import CONTROL_THRESHOLDS, MODES, GenerationRequest, Summary, TokenEvent
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
     if args.gate != "divergence" and args.threshold is None and not args.thresholds:
-        raise ConfigError(f"--gate {args.gate} needs --threshold ({GATE_THRESHOLDS[args.gate]}); "
+        raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
                           f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     items = load_dataset(args.dataset, args.limit)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -117,9 +117,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-GATE_THRESHOLDS = {"entropy": "the base model's entropy in nats at which it takes over",
-                   "top1": "the base model's top-1 probability below which it takes over",
-                   "random": "the probability of a takeover at each position"}
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
