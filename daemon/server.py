@@ -23,7 +23,7 @@ import zmq.asyncio
 
 from tokint_local import __version__
 from tokint_local.errors import InvalidParameter, TokintError
-from tokint_local.events import GenerationRequest
+from tokint_local.events import GenerationRequest, with_pair_defaults
 from tokint_local.history import HistoryWriter
 from tokint_local.status import DaemonStatus, describe_pair
 from tokint_local.wire import (
@@ -314,7 +314,7 @@ class Daemon:
         from the pair's defaults. TokintError (nothing queued) when refused."""
         if self.scheduler.closing:
             raise _ShuttingDown("tokintd is shutting down")
-        request = GenerationRequest.from_wire({**entry.defaults, **fields})
+        request = GenerationRequest.from_wire(with_pair_defaults(entry.defaults, fields))
         if job_id in self.scheduler.jobs:
             raise InvalidParameter(f"a generation with id {job_id!r} is already running; use a fresh message id")
         if sum(1 for job in self.scheduler.jobs.values() if job.peer.client == peer.client and not job.ended) >= MAX_JOBS_PER_CLIENT:

@@ -125,8 +125,12 @@ def test_results_file_ignores_a_torn_last_line(tmp_path):
     with open(f.path, "a") as out:
         out.write('{"type": "item", "item": "2", "con')  # a write cut by a kill
     assert [r["item"] for r in f.load()] == ["1"]
-    f.append({**record, "item": "3"})
-    assert [r["item"] for r in f.load()] == ["1", "3"]
+    f.append({**record, "item": "3"})  # the torn line is cut off, not left in the middle
+    assert [r["item"] for r in f.load()] == ["1", "3"] and '"item": "2"' not in f.path.read_text()
+    with open(f.path, "a") as out:
+        out.write(json.dumps({**record, "item": "4"}))  # whole, but killed before its newline
+    f.append({**record, "item": "5"})
+    assert [r["item"] for r in f.load()] == ["1", "3", "4", "5"]
 
 
 def test_a_hand_edited_record_is_named_not_a_traceback(tmp_path, capsys):
@@ -309,10 +313,15 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
 
     # records of the random gate from before positions were drawn per item
     shared = tmp_path / "shared.jsonl"
-    shared.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "settings"}) + "\n"
+    shared.write_text("".join(json.dumps({**r, "settings": {**r["settings"], "item_seeds": False}}) + "\n"
                               for r in ResultsFile(out).load()))
     assert main(run[:-1] + [str(shared), "--dataset", str(data), "--gate", "random", "--threshold", "0.5"]) == 1
     assert "made with one seed for every item" in capsys.readouterr().err
+    # records that do not say how they were made (an older tokint's) match nothing: resuming could mix them
+    shared.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "settings"}) + "\n"
+                              for r in ResultsFile(out).load()))
+    assert main(run[:-1] + [str(shared), "--dataset", str(data), "--gate", "random", "--threshold", "0.5"]) == 1
+    assert "q0 intervene/budget=2/threshold=0.5/gate=random with no record of how it was made" in capsys.readouterr().err
 
 
 def test_an_item_too_long_for_the_context_fails_and_the_run_goes_on(tiny_models_toml, tmp_path, capsys):

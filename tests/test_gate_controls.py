@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tokint_local.backend import LlamaModel
+from conftest import models_toml_text
 from tokint_local.cli import main
 from tokint_local.engine import generate
 from tokint_local.errors import InvalidParameter
@@ -211,6 +212,39 @@ def test_the_daemon_runs_the_controls_as_the_engine_does_and_refuses_a_bad_gate(
     assert head["type"] == "error" and content["code"] == "invalid_parameter" and "threshold" in content["message"]
 
 
+def test_a_control_gate_needs_a_threshold_of_its_own(shared_daemon, tmp_path, capsys):
+    """The pair's default threshold is a divergence: used as a probability, 1.0 would take over at every
+    position. The daemon, the client and the local CLI each refuse a control gate without its threshold."""
+    import msgpack
+    import zmq
+
+    from tokint_local.client import Client
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(shared_daemon.address)
+    try:
+        for n, gate in enumerate(("entropy", "top1", "random")):
+            sock.send_multipart([msgpack.packb({"id": f"g{n}", "type": "generate", "version": 1, "parent": None}),
+                                 msgpack.packb({"prompt": "hi", "gate": gate, "max_tokens": 3})])
+            assert sock.poll(5000)
+            head, content = map(msgpack.unpackb, sock.recv_multipart())
+            assert head["type"] == "error" and content["code"] == "invalid_parameter"
+            assert content["message"].startswith(f"threshold: the {gate} gate needs one of its own")
+    finally:
+        sock.close()
+    with Client(shared_daemon.address) as client:
+        with pytest.raises(InvalidParameter, match="the random gate needs one of its own"):
+            client.generate("hi", gate="random")
+        events = list(client.generate("hi", gate="random", threshold=0.5, max_tokens=3, seed=1))
+        assert events[-1].finish_reason == "length"  # with its threshold it runs; the divergence gate needs none
+        assert list(client.generate("hi", max_tokens=3))[-1].finish_reason == "length"
+    models = tmp_path / "models.toml"  # the local CLI refuses before it looks for the model files
+    models.write_text(models_toml_text({k: tmp_path / f"missing-{k}.gguf" for k in ("base", "reasoning", "padded", "other")}))
+    assert main(["--models", str(models), "generate", "--local", "--gate", "top1", "hi"]) == 1
+    assert "threshold: the top1 gate needs one of its own" in capsys.readouterr().err
+
+
 # -- calibrate and eval ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("gate", ["divergence", "entropy", "top1", "random"])
@@ -239,8 +273,20 @@ def test_calibrate_leaves_out_a_prompt_too_long_for_the_context(tiny_models_toml
     assert json.loads(captured.out)["n_tokens"] > 20  # the other two prompts' tokens
     assert main(["calibrate", "--models", str(tiny_models_toml), "--gate", "entropy", "--dataset", str(data),
                  "--max-tokens", "20", "--rate", "0.0000001"]) == 0
-    line = capsys.readouterr().out  # a rate the sample cannot show is not claimed: what the threshold catches is
+    captured = capsys.readouterr()  # a rate the sample cannot show is not claimed: what the threshold catches is
+    line = captured.out
     assert re.search(r"entropy gate: threshold [\d.]+ catches \d+\.\d\d% of \d+ base-model tokens \(.*target 1e-05%\)", line), line
+    assert "takeovers' worth, too few to place the threshold well" in captured.err
+
+
+def test_calibrating_the_random_gate_loads_no_model(tmp_path, capsys):
+    """Its threshold is the rate: a pair whose model files are not there calibrates all the same."""
+    models = tmp_path / "models.toml"
+    models.write_text(models_toml_text({k: tmp_path / f"missing-{k}.gguf" for k in ("base", "reasoning", "padded", "other")}))
+    assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == 0.05
+    assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--verify"]) == 1
+    assert "missing-base.gguf" in capsys.readouterr().err  # --verify runs the pair: that needs its files
 
 
 def test_eval_runs_a_control_gate_and_compares_it_with_the_divergence_gate(tiny_models_toml, tmp_path, capsys):

@@ -15,7 +15,7 @@ from .divergence import DIVERGENCES
 from .errors import InvalidParameter, TokintError
 from .addresses import is_local
 from .gate import GATES
-from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest
+from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest, with_pair_defaults
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
 EXIT_ERROR = 1
@@ -180,7 +180,7 @@ def run_local_generation(args: argparse.Namespace, fields: dict[str, Any], emit:
     from .pair import open_pair
 
     entry = load_models(args.models).pair(fields["pair"])
-    req = GenerationRequest(**{**entry.defaults, **fields})
+    req = GenerationRequest(**with_pair_defaults(entry.defaults, fields))
     ensure_pair_files(entry, err)
     if err.isatty():
         err.write(f"loading pair {entry.name} ({entry.base.describe()} + {entry.reasoning.describe()}) ...\n")
@@ -237,14 +237,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return run(args, req, emit, sys.stderr)
 
 
-def _daemon(args: argparse.Namespace):
-    from .autostart import connect
-
-    return connect(args.connect, args.models, not args.no_autostart, sys.stderr)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    client = _daemon(args)
+    """What the running daemon is doing; it never starts one (a question about the daemon does not)."""
+    from .autostart import connect
+    from .errors import DaemonUnavailable
+
+    try:
+        client = connect(args.connect, args.models, False, sys.stderr)
+    except DaemonUnavailable as exc:
+        raise DaemonUnavailable(str(exc).split(";")[0] + ": none is running (`tokint generate` or `tokintd` "
+                                "starts one)") from None
     try:
         status = client.status()
     finally:

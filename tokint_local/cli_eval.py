@@ -9,26 +9,30 @@ from pathlib import Path
 
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
-from .events import MODES, GenerationRequest, Summary, TokenEvent
+from .events import CONTROL_THRESHOLDS, MODES, GenerationRequest, Summary, TokenEvent
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import DATASETS, load_dataset
     from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
 
+    if args.plot:
+        _check_plot_path(Path(args.plot))  # before any work, not after it
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
         if not args.out:
             raise ConfigError("--report needs --out FILE (the results file to report on)")
         if not Path(args.out).exists():
             raise ConfigError(f"--report: {args.out}: no such results file")
         records = ResultsFile(Path(args.out)).load()
+        if not records:
+            raise ConfigError(f"--report: {args.out} holds no records of `tokint eval`")
         if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
             ids = {item.id for item in load_dataset(args.dataset, args.limit)}
             held = len(records)
             records = [r for r in records if r["item"] in ids]
-            if held and not records:
-                sys.stderr.write(f"tokint: none of the {held} records in {args.out} is of an item of {args.dataset}"
-                                 f"{'' if args.limit is None else f' (its first {args.limit})'}: another dataset's file?\n")
+            if not records:
+                raise ConfigError(f"--report: none of the {held} records in {args.out} is of an item of {args.dataset}"
+                                  f"{'' if args.limit is None else f' (its first {args.limit})'}: another dataset's file?")
         elif args.limit is not None:
             raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
         configs = configs_in(records)
@@ -36,18 +40,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _warn_uneven(records)
         return 0
     if not args.dataset:
-        raise ConfigError("--dataset is required (humaneval or FILE.jsonl), unless --report")
+        raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
+    if args.gate != "divergence" and args.threshold is None and not args.thresholds:
+        raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
+                          f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     items = load_dataset(args.dataset, args.limit)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
-    thresholds = _thresholds(args.thresholds) if args.thresholds else [args.threshold]
+    thresholds = _thresholds(args.thresholds) if args.thresholds else [1.0 if args.threshold is None else args.threshold]
     configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
     for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
         GenerationRequest(prompt="", **cfg.params())
     dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
     out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
+    ids = {item.id for item in load_dataset(args.dataset)}  # a corrupt or another dataset's file fails here too
+    foreign = next((r["item"] for r in ResultsFile(out).load() if r["item"] not in ids), None)
+    if foreign is not None:
+        raise ConfigError(f"{out} holds records of items that are not {args.dataset}'s (e.g. {foreign!r}): another "
+                          "dataset's results; give another --out")
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
             "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
@@ -105,6 +117,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _check_plot_path(path: Path) -> None:
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise ConfigError(f"--plot {path}: give a file name ending in {', '.join(PLOT_FORMATS)}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--plot {path}: no folder {path.parent}")
+
+
 def _thresholds(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",")]
@@ -143,7 +165,8 @@ def _p(p: float) -> str:
 
 def eval_table(summaries: list[dict]) -> str:
     controls = any("fixed_vs_divergence" in s for s in summaries)
-    head = (f"{'configuration':48} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
+    w = max([48] + [len(s["config"]) for s in summaries])  # the configuration column: its longest name
+    head = (f"{'configuration':{w}} {'items':>6} {'accuracy':>9} {'takeovers':>10} {'delegated':>10} {'tok/s':>7}"
             f" {'vs base':>17} {'as reasoning':>13}" + (f" {'vs divergence':>17}" if controls else ""))
     lines = [head, "-" * len(head)]
     for s in summaries:
@@ -151,7 +174,7 @@ def eval_table(summaries: list[dict]) -> str:
                    if "fixed_vs_base" in s else "-")
         as_reasoning = (f"{s['agrees_with_reasoning']}/{s['compared_with_reasoning']}"
                         if "agrees_with_reasoning" in s else "-")
-        line = (f"{s['config']:48} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
+        line = (f"{s['config']:{w}} {s['n_items']:6d} {s['accuracy']:9.3f} {s['takeovers_per_response']:10.2f} "
                 f"{100 * s['delegated_share']:9.2f}% {s['tokens_per_second']:7.1f} {vs_base:>17} {as_reasoning:>13}")
         if controls:
             line += " " + (f"+{s['fixed_vs_divergence']}/-{s['broken_vs_divergence']} {_p(s['p_vs_divergence'])}"

@@ -48,21 +48,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("give --prompt (with --response, --response-file or --generate) or --dataset")
     if args.from_results and args.dataset is None:
         raise ConfigError("--from-results needs --dataset (the dataset the results file was made from)")
+    work: list[tuple[str, Any]] = []  # (prompt, response or None: generate it); read before any model loads
+    if args.dataset:
+        items = load_dataset(args.dataset, args.limit)
+        work = [(item.prompt, None) for item in items]
+        if args.from_results:
+            work = _responses_from_results(Path(args.from_results), items)
+    else:
+        response = args.response
+        if args.response_file:
+            response = Path(args.response_file).read_text(encoding="utf-8")
+        if response is None and not args.generate:
+            raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
+        work = [(args.prompt, response)]
     entry, pair = local_pair(args)
     try:
-        work: list[tuple[str, Any]] = []
-        if args.dataset:
-            items = load_dataset(args.dataset, args.limit)
-            work = [(item.prompt, None) for item in items]
-            if args.from_results:
-                work = _responses_from_results(Path(args.from_results), items)
-        else:
-            response = args.response
-            if args.response_file:
-                response = Path(args.response_file).read_text(encoding="utf-8")
-            if response is None and not args.generate:
-                raise ConfigError("with --prompt, give --response TEXT, --response-file FILE or --generate")
-            work = [(args.prompt, response)]
         from .slots import map_on_slots
 
         scored = []
@@ -108,17 +108,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _responses_from_results(path: Path, items: list) -> list[tuple[str, Any]]:
     """The reasoning-mode responses a `tokint eval` results file holds, for the dataset's items, in its order."""
+    from .evaluation import ResultsFile
+
     if not path.exists():
         raise ConfigError(f"{path}: no such results file")
-    responses: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{path}:{n}: not a JSON line") from None
-            if row.get("type") == "item" and row.get("mode") == "reasoning" and isinstance(row.get("response"), str):
-                responses[row["item"]] = row["response"]
+    responses = {r["item"]: r["response"] for r in ResultsFile(path).load()
+                 if r["mode"] == "reasoning" and isinstance(r.get("response"), str)}
     work = [(item.prompt, responses[item.id]) for item in items if item.id in responses]
     if not work:
         raise ConfigError(f"{path}: no reasoning-mode responses for this dataset's items")
@@ -154,6 +149,9 @@ def analysis_text(s: dict, top: list) -> str:
 
 
 # -- calibrate ---------------------------------------------------------------------------------
+CALIBRATION_MIN_HITS = 10  # sampled tokens x rate below this: the threshold rests on too few tokens past it
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .gate import threshold_for_rate
@@ -161,9 +159,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not 0 < args.rate < 1:
         raise ConfigError("--rate must be above 0 and below 1 (for example 0.08 for 8% of tokens)")
     prompts = [i.prompt for i in load_dataset(args.dataset, args.limit)] if args.dataset else DEFAULT_CALIBRATION_PROMPTS[: args.limit]
-    entry, pair = local_pair(args)
+    if args.gate == "random" and not args.verify:  # its threshold is the rate: no model is needed
+        from .config import load_models
+
+        entry, pair = load_models(args.models).pair(args.pair), None
+    else:
+        entry, pair = local_pair(args)
     try:
-        values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens)
+        values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens) if pair else []
         threshold = threshold_for_rate(values, args.rate, args.gate)
         result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "divergence": args.divergence,
                                   "target_rate": args.rate, "threshold": threshold, "n_tokens": len(values),
@@ -171,6 +174,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if values:  # the share of the sampled tokens the threshold catches: near the target only with enough tokens
             fires = [v < threshold for v in values] if args.gate == "top1" else [v >= threshold for v in values]
             result["sample_rate"] = sum(fires) / len(values)
+            if len(values) * args.rate < CALIBRATION_MIN_HITS:
+                sys.stderr.write(f"tokint: {len(values)} tokens sampled: at the rate {args.rate:g} that is "
+                                 f"{len(values) * args.rate:.1f} takeovers' worth, too few to place the threshold "
+                                 f"well (give more prompts, --max-tokens, or a higher rate)\n")
         if args.verify:
             taken = total = 0
             for prompt in prompts:
@@ -180,7 +187,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 taken, total = taken + s.n_takeovers, total + s.n_tokens
             result["measured_rate"] = taken / max(total, 1)
     finally:
-        pair.close()
+        if pair is not None:
+            pair.close()
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -189,7 +197,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         line = f"{args.gate} gate: threshold {threshold:.4f} "
         line += (f"catches {100 * result['sample_rate']:.2f}% of {len(values)} base-model tokens ({rule}; target "
                  f"{100 * args.rate:g}%)" if args.gate != "random" else f"takes over at {100 * args.rate:g}% of positions (a probability)")
-        line += f" (pair {entry.name}, {len(prompts)} prompts)"
+        line += f" (pair {entry.name}, {len(prompts)} prompt{'' if len(prompts) == 1 else 's'})"
         if "measured_rate" in result:
             line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
         sys.stdout.write(line + "\n")
@@ -288,7 +296,9 @@ def add_parsers(sub: Any) -> None:
                     "positions from it and its id; decoding is greedy)")
     ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
     ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
-    ev.add_argument("--threshold", type=float, default=1.0, help="intervene threshold (default 1.0)")
+    ev.add_argument("--threshold", type=float, default=None,
+                    help="the gate's threshold (divergence: default 1.0; entropy, top1 and random need one: "
+                         "`tokint calibrate --gate G --rate R` finds it)")
     ev.add_argument("--thresholds", help="several thresholds, comma-separated (overrides --threshold)")
     ev.add_argument("--out", help="results file (JSONL, appended; a run resumes from it; default eval-DATASET-PAIR.jsonl "
                     "in the current folder, PAIR being default without --pair)")

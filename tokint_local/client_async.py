@@ -21,7 +21,7 @@ import zmq.asyncio
 
 from .addresses import client_address, curve_dir as default_curve_dir, needs_curve
 from .errors import ConfigError, DaemonUnavailable, TokintError, error_from_code
-from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_from_wire
+from .events import ChatMessage, GenerationRequest, StreamEvent, stream_event_from_wire, with_pair_defaults
 from .status import DaemonStatus, PairListing
 from .wire import HEARTBEAT_INTERVAL_S, Message, ProtocolError
 
@@ -205,6 +205,7 @@ class AsyncClient:
         Parameters are GenerationRequest's fields and are checked here, before anything is sent;
         those not given take the pair's defaults from the daemon's models.toml.
         """
+        with_pair_defaults({}, params)  # what the daemon would refuse, refused before anything is sent
         request = GenerationRequest(prompt=prompt, pair=pair, **params)
         return AsyncGeneration(self, request, given={"prompt", "pair", *params})
 
@@ -217,6 +218,7 @@ class AsyncClient:
         conversation (``reuse_prefix``). Parameters are generate's, plus ``chat_template_kwargs``
         (e.g. ``{"enable_thinking": False}``) and ``conversation_id`` (names it in the history).
         """
+        with_pair_defaults({}, params)
         request = GenerationRequest(messages=tuple(messages), pair=pair, **params)
         return AsyncGeneration(self, request, given={"messages", "pair", *params})
 

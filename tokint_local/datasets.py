@@ -143,7 +143,11 @@ def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise ConfigError(f"dataset not found: {path}") from None
+        raise ConfigError(f"dataset not found: {path} (give one of {', '.join(DATASETS)}, or a JSONL file)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"dataset {path} is a folder; give one of {', '.join(DATASETS)}, or a JSONL file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"dataset {path}: not UTF-8 text (byte {exc.start})") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -8,8 +8,9 @@ and it does only what is missing.
 A record holds what its result depends on beyond its configuration: the pair, the divergence, the
 length limit and, for the random gate, the seed (``settings``), and a hash of the item's prompt. A run
 that would resume from records made differently (another seed, pair or dataset, a threshold that
-prints the same but is not) stops with a ConfigError instead of mixing them. Records written before
-these were kept (no ``settings``) are taken as they are.
+prints the same but is not) stops with a ConfigError instead of mixing them; so does one from records
+that do not say how they were made (no ``settings``: written before tokint kept them), since nothing
+tells whether they match.
 """
 from __future__ import annotations
 
@@ -118,8 +119,12 @@ def check_resumable(path: Path, held: dict[tuple[str, str], dict], items: list[I
                     not math.isclose(r["threshold"], cfg.threshold, rel_tol=1e-12):
                 raise ConfigError(f"{path} holds {cfg.key} at threshold {r['threshold']!r}, this run asks "
                                   f"{cfg.threshold!r}: give the threshold as before, or another --out")
+            if not isinstance(r.get("settings"), dict):
+                raise ConfigError(f"{path} holds {item.id} {cfg.key} with no record of how it was made (pair, "
+                                  "divergence, length limit; written by an older tokint): resuming could mix it with "
+                                  "this run's; give another --out")
             for key, value in settings_of(base_params, cfg).items():
-                old = (r.get("settings") or {}).get(key, value if key != "item_seeds" else False)
+                old = r["settings"].get(key, value if key != "item_seeds" else False)
                 if old != value and key == "item_seeds":
                     raise ConfigError(f"{path} holds {item.id} {cfg.key} made with one seed for every item (its "
                                       "takeover positions shared by all items, as before tokint drew them per item): "
@@ -140,36 +145,66 @@ def configs_in(records: Iterable[dict]) -> list[Config]:
 
 
 class ResultsFile:
-    """The append-only JSONL record of a run; a torn last line (a kill mid-write) is ignored."""
+    """The append-only JSONL record of a run. ``load`` ignores a torn last line (a kill mid-write: no
+    newline after it) and raises ConfigError, naming the line, for anything else that is no record;
+    ``append`` cuts the torn line off before it writes."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def load(self) -> list[dict]:
+        """The file's item records, in order; [] if there is no file."""
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path} is a folder; a results file is a JSONL file (e.g. --out results.jsonl)")
         if not self.path.exists():
             return []
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{self.path}: not UTF-8 text (byte {exc.start}): not a results file") from None
+        lines = text.splitlines()
         records = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # the line a killed run was writing
-            if isinstance(record, dict) and record.get("type") == "item":
+                if n == len(lines) and not text.endswith("\n"):
+                    continue  # the line a killed run was writing
+                record = None
+            if not isinstance(record, dict):
+                raise ConfigError(f"{self.path}:{n}: not a JSON record of `tokint eval`: not a results file, or "
+                                  "edited by hand?")
+            if record.get("type") == "item":
                 _check_record(record, f"{self.path}:{n}")
                 records.append(record)
         return records
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._mend_torn_end()
         with open(self.path, "a", encoding="utf-8") as f:
-            if f.tell() > 0:
-                with open(self.path, "rb") as r:  # a torn last line gets its newline first
-                    r.seek(-1, os.SEEK_END)
-                    if r.read(1) != b"\n":
-                        f.write("\n")
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+    def _mend_torn_end(self) -> None:
+        """A last line with no newline after it (a kill mid-write): cut off, or, if the record is whole
+        (the kill fell between the record and its newline), given its newline."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data.endswith(b"\n"):
+                return
+            start = data.rfind(b"\n") + 1
+            try:
+                json.loads(data[start:])
+                f.write(b"\n")
+            except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+                f.truncate(start)
 
 
 _RECORD_FIELDS = {"item": str, "config": str, "mode": str, "passed": bool, "n_tokens": int, "n_takeovers": int,
@@ -349,5 +384,6 @@ def parse_budgets(text: str) -> list[Optional[int]]:
         elif part.isdigit():
             out.append(int(part))
         else:
-            raise ConfigError(f"--budgets: {part!r} is neither a number nor inf")
+            raise ConfigError(f"--budgets: {part!r} is no budget: give a whole number of takeovers (0 or more) "
+                              "or inf, comma-separated (e.g. 4,16,inf)")
     return out

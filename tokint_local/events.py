@@ -63,6 +63,25 @@ def _plain_value(value: Any, depth: int = 0) -> bool:
     return False
 
 
+CONTROL_THRESHOLDS = {"entropy": "the base model's entropy in nats at or above which it takes over",
+                      "top1": "the base model's top-1 probability below which it takes over",
+                      "random": "the probability of a takeover at each position"}
+
+
+def with_pair_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A request's fields: those ``given`` over its pair's ``defaults`` (models.toml).
+
+    A control gate's threshold is in a unit of its own (CONTROL_THRESHOLDS) while a pair's default
+    threshold, and DEFAULT_THRESHOLD, are divergences: a request with a control gate must give its
+    threshold. InvalidParameter if it does not."""
+    gate = given.get("gate")
+    if gate in CONTROL_THRESHOLDS and given.get("threshold") is None:
+        raise InvalidParameter(f"threshold: the {gate} gate needs one of its own ({CONTROL_THRESHOLDS[gate]}); the "
+                               f"default is a divergence's. `tokint calibrate --gate {gate} --rate R` finds the one "
+                               "for a takeover rate R")
+    return {**defaults, **given}
+
+
 def check_template_kwargs(name: str, value: Any) -> dict[str, Any]:
     """``value`` as chat-template keyword arguments, or InvalidParameter naming ``name``."""
     if not isinstance(value, dict):

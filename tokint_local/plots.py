@@ -64,7 +64,7 @@ def accuracy_plot(summaries: list[dict], path: Path, title: str = "") -> Path:
         label = f"intervene, threshold {threshold:g}" + ("" if gate == "divergence" else f", {gate} gate")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if gate == "divergence" else "s", label=label)
 
-    for mode, color in (("base", "#7f8c8d"), ("reasoning", "#27ae60")):
+    for mode, color in (("base", "#7f8c8d"), ("reasoning", "black")):  # apart from the series' own colour cycle
         line: Optional[dict] = next((s for s in summaries if s["mode"] == mode), None)
         if line:
             ax.axhline(line["accuracy"], color=color, ls="--", label=f"{mode} only ({line['accuracy']:.3f})")

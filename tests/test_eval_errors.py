@@ -1,0 +1,98 @@
+"""`tokint eval`, `--report` and `analyze` on bad results files and arguments: one clear line, exit
+status 1, before any model loads (the models file the commands get does not exist), nothing lost."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tokint_local.cli import main
+from tokint_local.errors import ConfigError
+from tokint_local.evaluation import ResultsFile
+
+RECORD = {"type": "item", "config": "base", "mode": "base", "budget": None, "threshold": None, "passed": True,
+          "n_tokens": 3, "n_takeovers": 0, "takeover_positions": [], "tokens_per_second": 1.0, "response": "2",
+          "settings": {"pair": "tiny", "divergence": "kl", "max_tokens": 8}}
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    path = tmp_path / "sums.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{n}", "prompt": f"{n}+1?", "checker": "numeric", "answer": n + 1})
+                            + "\n" for n in range(3)))
+    return path
+
+
+@pytest.fixture
+def no_models(tmp_path) -> list[str]:
+    return ["--models", str(tmp_path / "no-such-models.toml")]  # a command that got as far as loading fails on it
+
+
+def lines(path: Path, *texts: str) -> Path:
+    path.write_text("".join(t + "\n" for t in texts))
+    return path
+
+
+def test_only_a_torn_last_line_is_passed_over(tmp_path):
+    good = json.dumps({**RECORD, "item": "q0"})
+    assert [r["item"] for r in ResultsFile(lines(tmp_path / "a.jsonl", good)).load()] == ["q0"]
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good + '\n{"type": "item", "item": "q1", "con')  # a kill mid-write: no newline after it
+    assert [r["item"] for r in ResultsFile(torn).load()] == ["q0"]
+    for name, text in [("middle", ['{"type": "item", "item": "q1", "con', good]),  # a bad line with lines after it
+                       ("ended", [good, '{"type": "item", "item": "q1", "con']),  # a newline after it: no kill did that
+                       ("words", ["hello world"]), ("list", ["[1, 2]"])]:
+        with pytest.raises(ConfigError, match=rf"{name}.jsonl:\d: not a JSON record of `tokint eval`"):
+            ResultsFile(lines(tmp_path / f"{name}.jsonl", *text)).load()
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"item": "caf\xe9"}\n')
+    with pytest.raises(ConfigError, match="latin1.jsonl: not UTF-8 text"):
+        ResultsFile(tmp_path / "latin1.jsonl").load()
+    with pytest.raises(ConfigError, match="is a folder"):
+        ResultsFile(tmp_path).load()
+
+
+def test_report_on_a_file_with_nothing_to_report_fails(tmp_path, data, capsys):
+    empty = lines(tmp_path / "empty.jsonl")
+    assert main(["eval", "--report", "--out", str(empty)]) == 1
+    assert "empty.jsonl holds no records of `tokint eval`" in capsys.readouterr().err
+    other = lines(tmp_path / "other.jsonl", json.dumps({**RECORD, "item": "HumanEval/0"}))
+    assert main(["eval", "--report", "--out", str(other), "--dataset", str(data)]) == 1
+    assert "none of the 1 records in" in capsys.readouterr().err
+    assert main(["eval", "--report", "--out", str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_plot_that_cannot_be_written_fails_before_the_report(tmp_path, capsys):
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    for plot, why in [(tmp_path / "plot.txt", "ending in .png, .pdf, .svg"),
+                      (tmp_path / "missing" / "plot.png", "no folder")]:
+        assert main(["eval", "--report", "--out", str(out), "--plot", str(plot)]) == 1
+        captured = capsys.readouterr()
+        assert why in captured.err and captured.out == ""
+
+
+def test_eval_refuses_before_loading_models(tmp_path, data, no_models, capsys):
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "HumanEval/0"}))
+    run = ["eval", "--local", "--dataset", str(data), *no_models]
+    assert main(run + ["--out", str(out)]) == 1  # another dataset's results file: nothing appended to it
+    assert "holds records of items that are not" in capsys.readouterr().err and len(out.read_text().splitlines()) == 1
+    for gate in ("entropy", "top1", "random"):  # a control gate has no default threshold (1.0 fires everywhere)
+        assert main(run + ["--gate", gate, "--out", str(tmp_path / "new.jsonl")]) == 1
+        assert f"--gate {gate} needs --threshold" in capsys.readouterr().err
+    corrupt = lines(tmp_path / "c.jsonl", "hello world", json.dumps({**RECORD, "item": "q0"}))
+    assert main(run + ["--out", str(corrupt)]) == 1
+    assert "c.jsonl:1: not a JSON record" in capsys.readouterr().err
+    assert main(run + ["--budgets", "4,-1"]) == 1
+    assert "'-1' is no budget: give a whole number of takeovers" in capsys.readouterr().err
+    assert main(["eval", "--dataset", "gsm8k8", *no_models]) == 1
+    assert "dataset not found: gsm8k8 (give one of humaneval, gsm8k, aime2025, or a JSONL file)" in capsys.readouterr().err
+    assert main(["eval", *no_models]) == 1
+    assert "--dataset is required (humaneval, gsm8k, aime2025 or FILE.jsonl)" in capsys.readouterr().err
+
+
+def test_analyze_reads_its_results_file_before_loading_models(tmp_path, data, no_models, capsys):
+    corrupt = lines(tmp_path / "c.jsonl", json.dumps({**RECORD, "item": "q0"}), "hello world")
+    assert main(["analyze", "--dataset", str(data), "--from-results", str(corrupt), *no_models]) == 1
+    assert "c.jsonl:2: not a JSON record" in capsys.readouterr().err
+    base_only = lines(tmp_path / "b.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    assert main(["analyze", "--dataset", str(data), "--from-results", str(base_only), *no_models]) == 1
+    assert "no reasoning-mode responses" in capsys.readouterr().err
