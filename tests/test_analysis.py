@@ -114,8 +114,9 @@ def test_analyze_reuses_the_reasoning_responses_of_an_eval_results_file(tiny_mod
     dataset.write_text('{"id": "a", "prompt": "first", "answer": "1", "checker": "exact"}\n'
                        '{"id": "b", "prompt": "second", "answer": "2", "checker": "exact"}\n')
     results = tmp_path / "r.jsonl"
-    rows = [{"type": "item", "item": "b", "mode": "reasoning", "response": "the cat sat on the mat"},
-            {"type": "item", "item": "a", "mode": "base", "response": "not this one"},
+    record = {"type": "item", "passed": False, "n_tokens": 6, "n_takeovers": 0, "tokens_per_second": 1.0}  # as eval writes
+    rows = [{**record, "item": "b", "config": "reasoning", "mode": "reasoning", "response": "the cat sat on the mat"},
+            {**record, "item": "a", "config": "base", "mode": "base", "response": "not this one"},
             {"type": "summary", "mode": "reasoning"}]
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     r = subprocess.run([sys.executable, "-m", "tokint_local.cli", "analyze", "--models", str(tiny_models_toml),

@@ -226,3 +226,39 @@ def test_ctrl_c_before_the_answer_starts_or_while_it_is_cancelled_keeps_the_sess
     assert conversation.turns[0].summary.finish_reason == "cancelled"
     assert conversation.turns[1].summary.finish_reason in ("stop", "length")
     assert interrupts == {"send": 0, "cancel": 0}
+
+
+def test_a_ctrl_c_the_interpreter_swallows_still_cancels_the_answer(shared_daemon):
+    """A KeyboardInterrupt raised while Python runs a finalizer is printed and dropped; the chat
+    remembers the SIGINT itself, so the answer is cancelled at its next event all the same."""
+    import io
+    import os
+
+    from tokint_local.cli_chat import ChatSession
+    from tokint_local.conversation import Conversation
+
+    conversation = Conversation(settings={"max_tokens": 7000, "seed": 1})
+    lines = iter(["tell me everything"])
+
+    def read():
+        line = next(lines, None)
+        if line is None:
+            raise EOFError
+        return line
+
+    with Client(shared_daemon.address) as client:
+        session = ChatSession(client, conversation, io.StringIO(), io.StringIO(), read)
+        seen = []
+
+        def printer(event):
+            seen.append(event)
+            if len(seen) == 3:
+                try:  # the signal arrives; its exception is lost, as in a finalizer
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+
+        session.printer = printer
+        assert session.run() == 0
+    assert conversation.turns[0].summary.finish_reason == "cancelled"

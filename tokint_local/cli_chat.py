@@ -7,7 +7,9 @@ the answer being written, not the session; Ctrl+D (or /quit) leaves.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Any, Callable, Optional, TextIO
 
 from .errors import InvalidParameter, TokintError
@@ -97,22 +99,35 @@ class ChatSession:
         except TokintError as exc:
             self.say(f"tokint: {exc}")
             return
+        interrupted = []  # Ctrl+C seen: a KeyboardInterrupt that lands in a finalizer is swallowed, this is not
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
         cancelled = False
-        while True:
-            try:
-                for event in stream:
-                    self.printer(event)
-                return
-            except KeyboardInterrupt:
-                if not cancelled:
-                    cancelled = True
-                    try:
-                        stream.cancel()
-                    except KeyboardInterrupt:
-                        pass  # the cancel request goes on, on the client's own thread
-            except TokintError as exc:
-                self.say(f"\ntokint: {exc}")
-                return
+        try:
+            while True:
+                try:
+                    for event in stream:
+                        self.printer(event)
+                        if interrupted and not cancelled:
+                            raise KeyboardInterrupt  # one the interpreter swallowed: cancel now
+                    return
+                except KeyboardInterrupt:
+                    if not cancelled:
+                        cancelled = True
+                        try:
+                            stream.cancel()
+                        except KeyboardInterrupt:
+                            pass  # the cancel request goes on, on the client's own thread
+                except TokintError as exc:
+                    self.say(f"\ntokint: {exc}")
+                    return
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     def command(self, line: str) -> Optional[str]:
         name, _, rest = line.partition(" ")
