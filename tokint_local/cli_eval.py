@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
-from .events import CONTROL_THRESHOLDS, MODES, GenerationRequest, Summary, TokenEvent
+from .events import CONTROL_THRESHOLDS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -49,7 +49,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
-    thresholds = _thresholds(args.thresholds) if args.thresholds else [1.0 if args.threshold is None else args.threshold]
+    thresholds = _thresholds(args.thresholds) if args.thresholds else [DEFAULT_THRESHOLD if args.threshold is None else args.threshold]
     configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
     for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
         GenerationRequest(prompt="", **cfg.params())
