@@ -46,10 +46,10 @@ def test_prompt_from_stdin(tiny_models_toml):
     [
         (["--pair", "nope"], "unknown pair 'nope'"),
         (["--pair", "tiny-mismatch"], "cannot be paired: token"),
-        (["--threshold", "nan"], "threshold: must be a number >= 0"),
-        (["--threshold", "-1"], "threshold: must be a number >= 0"),
-        (["--budget", "-2"], "budget: must be an integer >= 0"),
-        (["--max-tokens", "0"], "max_tokens: must be an integer >= 1"),
+        (["--threshold", "nan"], "--threshold: must be a number >= 0"),
+        (["--threshold", "-1"], "--threshold: must be a number >= 0"),
+        (["--budget", "-2"], "--budget: must be an integer >= 0"),
+        (["--max-tokens", "0"], "--max-tokens: must be an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_clear_line(tiny_models_toml, capsys, args, message):

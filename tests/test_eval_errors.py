@@ -96,3 +96,35 @@ def test_analyze_reads_its_results_file_before_loading_models(tmp_path, data, no
     base_only = lines(tmp_path / "b.jsonl", json.dumps({**RECORD, "item": "q0"}))
     assert main(["analyze", "--dataset", str(data), "--from-results", str(base_only), *no_models]) == 1
     assert "no reasoning-mode responses" in capsys.readouterr().err
+
+
+def test_a_resume_made_otherwise_is_refused_before_the_models_load(tmp_path, data, capsys):
+    from conftest import models_toml_text
+
+    missing = {name: tmp_path / f"{name}.gguf" for name in ("base", "reasoning", "padded", "other")}
+    models = tmp_path / "models.toml"  # the pair's files do not exist: loading them would fail otherwise
+    models.write_text(models_toml_text(missing))
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0", "settings": {**RECORD["settings"], "max_tokens": 9}}))
+    run = ["eval", "--local", "--models", str(models), "--dataset", str(data), "--modes", "base", "--out", str(out)]
+    assert main(run + ["--max-tokens", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "holds q0 base made with max_tokens 9, this run asks 8" in err and "gguf" not in err
+    assert main(run + ["--max-tokens", "9"]) == 1  # the same settings: it resumes, and loading the pair fails
+    assert "gguf" in capsys.readouterr().err
+
+
+def test_report_refuses_the_flags_that_choose_what_runs(tmp_path, capsys):
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    for flags in (["--gate", "entropy"], ["--threshold", "0.5"], ["--thresholds", "1,2"], ["--modes", "base"],
+                  ["--budgets", "4"]):
+        assert main(["eval", "--report", "--out", str(out), *flags]) == 1
+        captured = capsys.readouterr()
+        assert f"{flags[0]} choose what a run runs: drop them" in captured.err and captured.out == ""
+    assert main(["eval", "--report", "--out", str(out)]) == 0
+
+
+def test_a_bad_threshold_names_the_flag(tmp_path, data, no_models, capsys):
+    assert main(["eval", "--local", "--dataset", str(data), "--gate", "top1", "--threshold", "2", *no_models]) == 1
+    assert "--threshold: is a probability for the top1 gate: a number from 0 to 1 (got 2.0)" in capsys.readouterr().err
+    assert main(["generate", "--local", "--max-tokens", "0", "hi", *no_models]) == 1
+    assert "--max-tokens: must be an integer >= 1 (got 0)" in capsys.readouterr().err

@@ -294,3 +294,41 @@ async def test_history_lists_what_the_daemon_recorded_before_the_app_started(dae
         await pilot.pause(0.1)
         assert response_text(app) == visible(stored.text)
         assert "▌ recorded before the app" in app.screen.query_one(ResponseView).content_lines()[0]
+
+
+async def test_a_control_gate_asks_for_a_threshold_of_its_own():
+    """A pair's default threshold is a divergence: with a control gate it would fire anywhere (top1 < 1.0
+    is almost every position), so the form empties the field, says what it needs, and refuses it empty."""
+    from tokint_local.errors import InvalidParameter
+    from tokint_local.status import ModelFile, PairListing
+
+    files = ModelFile("x.gguf", "x.gguf", True)
+    app = TokintApp(offline=True)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one("#settings")
+        panel.set_pairs([PairListing("a", "", True, files, files, defaults={"threshold": 0.25}),
+                         PairListing("b", "", False, files, files)], "a")
+        await pilot.pause()
+        threshold = panel.query_one("#threshold")
+        assert threshold.value == "0.25" and panel.request("hi").threshold == 0.25
+        panel.query_one("#gate").value = "top1"
+        await pilot.pause()
+        assert threshold.value == "" and "top-1 probability" in threshold.placeholder
+        with pytest.raises(InvalidParameter, match="threshold: the top1 gate needs one of its own"):
+            panel.request("hi")
+        await pilot.pause()
+        assert app.focused is threshold
+        panel.query_one("#pair").value = "b"  # another pair's defaults leave a control's threshold alone
+        await pilot.pause()
+        threshold.value = "0.6"
+        panel.query_one("#pair").value = "a"
+        await pilot.pause()
+        request = panel.request("hi")
+        assert (request.gate, request.threshold) == ("top1", 0.6)
+        panel.query_one("#gate").value = "divergence"
+        await pilot.pause()
+        assert threshold.value == "0.25" and threshold.placeholder == ""
+        panel.query_one("#pair").value = "b"
+        await pilot.pause()
+        threshold.value = ""  # empty, with the divergence gate: the pair's default (here tokint's)
+        assert panel.request("hi").threshold == 1.0

@@ -15,7 +15,8 @@ from .divergence import DIVERGENCES
 from .errors import InvalidParameter, TokintError
 from .addresses import is_local
 from .gate import GATES
-from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES, GenerationRequest, with_pair_defaults
+from .events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, SCHEDULES
+from .request import FLAG_FIELDS, from_flags
 from .render import TextPrinter, color_wanted, json_printer, print_json, status_text
 
 EXIT_ERROR = 1
@@ -98,8 +99,7 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
 
 
-REQUEST_FLAGS = ("mode", "divergence", "threshold", "budget", "max_position", "min_base_entropy", "max_tokens",
-                 "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size", "gate")
+REQUEST_FLAGS = FLAG_FIELDS
 
 
 def as_text(given: str | bytes, what: str, err: TextIO) -> str:
@@ -141,7 +141,7 @@ def request_fields(args: argparse.Namespace, stdin: TextIO, err: Optional[TextIO
     fields.update({name: getattr(args, name) for name in REQUEST_FLAGS if hasattr(args, name)})
     if "stop" in fields:
         fields["stop"] = tuple(as_text(s, "a --stop text", err) for s in fields["stop"])
-    GenerationRequest(**fields)  # bad values fail here, before any model loads
+    from_flags(fields)  # bad values fail here, before any model loads
     return fields
 
 
@@ -180,7 +180,7 @@ def run_local_generation(args: argparse.Namespace, fields: dict[str, Any], emit:
     from .pair import open_pair
 
     entry = load_models(args.models).pair(fields["pair"])
-    req = GenerationRequest(**with_pair_defaults(entry.defaults, fields))
+    req = from_flags(fields, entry.defaults)
     ensure_pair_files(entry, err)
     if err.isatty():
         err.write(f"loading pair {entry.name} ({entry.base.describe()} + {entry.reasoning.describe()}) ...\n")

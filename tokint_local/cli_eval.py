@@ -10,15 +10,21 @@ from pathlib import Path
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
 from .events import CONTROL_THRESHOLDS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
+from .request import from_flags
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import DATASETS, load_dataset
-    from .evaluation import ResultsFile, configs_for, configs_in, parse_budgets, run_eval, summarize_results
+    from .evaluation import (ResultsFile, check_dataset, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
+                             summarize_results)
 
     if args.plot:
         _check_plot_path(Path(args.plot))  # before any work, not after it
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
+        chosen = [flag for flag in RUN_FLAGS if getattr(args, flag.strip("-").replace("-", "_")) is not None]
+        if chosen:
+            raise ConfigError(f"--report reports every configuration the results file holds; {', '.join(chosen)} "
+                              "choose what a run runs: drop them")
         if not args.out:
             raise ConfigError("--report needs --out FILE (the results file to report on)")
         if not Path(args.out).exists():
@@ -39,12 +45,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _eval_report(args, summarize_results(records, configs))
         _warn_uneven(records)
         return 0
+    args.gate, args.modes, args.budgets = args.gate or "divergence", args.modes or ",".join(MODES), args.budgets or "4,16,inf"
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
     if args.gate != "divergence" and args.threshold is None and not args.thresholds:
         raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
                           f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
-    items = load_dataset(args.dataset, args.limit)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -52,14 +58,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     thresholds = _thresholds(args.thresholds) if args.thresholds else [DEFAULT_THRESHOLD if args.threshold is None else args.threshold]
     configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
     for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
-        GenerationRequest(prompt="", **cfg.params())
+        from_flags({"prompt": "", **cfg.params()})
+    every_item = load_dataset(args.dataset)  # all of them: a results file of another dataset's items is refused
+    items = every_item[:args.limit] if args.limit else every_item
     dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
-    out = Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl")
-    ids = {item.id for item in load_dataset(args.dataset)}  # a corrupt or another dataset's file fails here too
-    foreign = next((r["item"] for r in ResultsFile(out).load() if r["item"] not in ids), None)
-    if foreign is not None:
-        raise ConfigError(f"{out} holds records of items that are not {args.dataset}'s (e.g. {foreign!r}): another "
-                          "dataset's results; give another --out")
+    results = ResultsFile(Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl"))
+    held = results.load()
+    check_dataset(results.path, held, every_item, args.dataset)
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
             "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
@@ -67,10 +72,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     slots = None
     if args.local:
         from .batcher import Batcher
+        from .config import load_models
         from .slots import Slots
 
-        entry, pair = local_pair(args)
+        entry = load_models(args.models).pair(args.pair)
         base["pair"] = entry.name
+        check_resumable(results.path, held, items, configs, base)  # before the models load, not after
+        entry, pair = local_pair(args, entry)
         slots = Slots(pair, Batcher()) if args.parallel > 1 else None
 
         def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
@@ -92,14 +100,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f = dict(fields)
             events = list(client.generate(prompt, f.pop("pair"), **f))
             return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
-    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {out}\n")
+    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {results.path}\n")
     if any(item.checker == "code" for item in items):
         from .confine import shortfalls, support
 
         for note in shortfalls(support()):  # what the kernel here cannot confine, said once
             sys.stderr.write(f"tokint: {note}\n")
     def run() -> list[dict]:
-        return run_eval(items, configs, generate, ResultsFile(out), base, sys.stderr, emit, args.parallel)
+        return run_eval(items, configs, generate, results, base, sys.stderr, emit, args.parallel, held)
 
     try:
         if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
@@ -118,6 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg")
+RUN_FLAGS = ("--gate", "--threshold", "--thresholds", "--modes", "--budgets")  # what --report cannot honour
 
 
 def _check_plot_path(path: Path) -> None:

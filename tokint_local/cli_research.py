@@ -21,13 +21,14 @@ DEFAULT_CALIBRATION_PROMPTS = [
 ]
 
 
-def local_pair(args: argparse.Namespace):
-    """The pair, loaded in this process with a slot for each of ``--parallel`` generations at once."""
+def local_pair(args: argparse.Namespace, entry=None):
+    """The pair (``entry``, else --pair of --models), loaded in this process with a slot for each of
+    ``--parallel`` generations at once: (its models.toml entry, the open pair)."""
     from .cli_pairs import ensure_pair_files
     from .config import load_models
     from .pair import open_pair
 
-    entry = load_models(args.models).pair(args.pair)
+    entry = entry or load_models(args.models).pair(args.pair)
     ensure_pair_files(entry, sys.stderr)
     return entry, open_pair(entry, parallel=getattr(args, "parallel", 1))
 
@@ -290,12 +291,12 @@ def add_parsers(sub: Any) -> None:
     common(ev)
     ev.add_argument("--dataset", help="humaneval, gsm8k, aime2025, or FILE.jsonl (see the README for its format); "
                     "required unless --report")
-    ev.add_argument("--gate", choices=GATES, default="divergence",
+    ev.add_argument("--gate", choices=GATES, default=None,
                     help="intervene's takeover rule: divergence (default), or the controls entropy, top1, random")
     ev.add_argument("--seed", type=int, default=0, help="the random gate's seed (default 0; each item draws its own "
                     "positions from it and its id; decoding is greedy)")
-    ev.add_argument("--modes", default="base,reasoning,intervene", help="comma-separated (default: all three)")
-    ev.add_argument("--budgets", default="4,16,inf", help="intervene budgets, comma-separated, inf for unlimited")
+    ev.add_argument("--modes", help="comma-separated (default: base,reasoning,intervene)")
+    ev.add_argument("--budgets", help="intervene budgets, comma-separated, inf for unlimited (default: 4,16,inf)")
     ev.add_argument("--threshold", type=float, default=None,
                     help="the gate's threshold (divergence: default 1.0; entropy, top1 and random need one: "
                          "`tokint calibrate --gate G --rate R` finds it)")

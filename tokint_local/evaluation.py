@@ -102,10 +102,21 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def check_resumable(path: Path, held: dict[tuple[str, str], dict], items: list[Item], configs: list[Config],
+def check_dataset(path: Path, records: list[dict], every_item: list[Item], dataset: str) -> None:
+    """Raise ConfigError where the results file holds a record of an item ``dataset`` (all of its
+    items: ``every_item``) does not have: another dataset's results."""
+    ids = {item.id for item in every_item}
+    foreign = next((r["item"] for r in records if r["item"] not in ids), None)
+    if foreign is not None:
+        raise ConfigError(f"{path} holds records of items that are not {dataset}'s (e.g. {foreign!r}): another "
+                          "dataset's results; give another --out")
+
+
+def check_resumable(path: Path, records: list[dict], items: list[Item], configs: list[Config],
                     base_params: dict) -> None:
-    """Raise ConfigError where a record this run would resume from was made differently (see the
-    module docstring); say what differs and what to do."""
+    """Raise ConfigError where a record (of ``records``, what the results file holds) this run would
+    resume from was made differently (see the module docstring); say what differs and what to do."""
+    held = {(r["item"], r["config"]): r for r in records}
     for item in items:
         digest = prompt_hash(item.prompt)
         for cfg in configs:
@@ -223,16 +234,20 @@ def _check_record(record: dict, where: str) -> None:
 
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,
              base_params: dict, progress_out: Optional[TextIO] = None,
-             on_record: Callable[[dict], None] = lambda r: None, parallel: int = 1) -> list[dict]:
+             on_record: Callable[[dict], None] = lambda r: None, parallel: int = 1,
+             held_records: Optional[list[dict]] = None) -> list[dict]:
     """Run what the results file does not hold yet; return every record of these items and configs.
+
+    ``held_records``: what ``results`` holds, if the caller has read it (``results.load()``); it is
+    checked again here (check_resumable) either way.
 
     ``parallel`` > 1 keeps that many (item, configuration) runs in flight, ``generate`` being called
     from that many threads at once; records are still written in the order a one-at-a-time run
     writes them, each as soon as those before it are written.
     """
-    records = results.load()
+    records = results.load() if held_records is None else list(held_records)
     held = {(r["item"], r["config"]): r for r in records}
-    check_resumable(results.path, held, items, configs, base_params)
+    check_resumable(results.path, records, items, configs, base_params)
     todo = [(item, cfg) for item in items for cfg in configs if (item.id, cfg.key) not in held]
     progress = Progress("eval", len(items) * len(configs), len(items) * len(configs) - len(todo), progress_out)
 

@@ -83,6 +83,24 @@ def with_pair_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[
     return {**defaults, **given}
 
 
+# the request fields a command line sets with a flag of the same name (max_tokens: --max-tokens)
+FLAG_FIELDS = ("mode", "divergence", "threshold", "budget", "max_position", "min_base_entropy", "max_tokens",
+               "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size", "gate")
+
+
+def from_flags(fields: dict[str, Any], defaults: Optional[dict[str, Any]] = None) -> "GenerationRequest":
+    """The request a command line's ``fields`` make (over its pair's ``defaults`` where given, as
+    with_pair_defaults), checked before any model loads. Where a field is bad the InvalidParameter
+    names the command-line flag (``--max-tokens: ...``), not the wire field (``max_tokens: ...``)."""
+    try:
+        return GenerationRequest(**(fields if defaults is None else with_pair_defaults(defaults, fields)))
+    except InvalidParameter as exc:
+        name, sep, why = str(exc).partition(": ")
+        if sep and name in FLAG_FIELDS:
+            raise InvalidParameter(f"--{name.replace('_', '-')}: {why}") from None
+        raise
+
+
 def check_template_kwargs(name: str, value: Any) -> dict[str, Any]:
     """``value`` as chat-template keyword arguments, or InvalidParameter naming ``name``."""
     if not isinstance(value, dict):

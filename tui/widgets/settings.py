@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, Select
 from tokint_local.divergence import DIVERGENCES
 from tokint_local.errors import InvalidParameter
 from tokint_local.events import DEFAULT_MAX_TOKENS, DEFAULT_THRESHOLD, MODES, GenerationRequest
+from tokint_local.request import CONTROL_THRESHOLDS, with_pair_defaults
 from tokint_local.gate import GATES
 from tokint_local.status import PairListing
 
@@ -75,18 +76,33 @@ class SettingsPanel(VerticalScroll):
         if event.select.id == "pair":
             self._show_files()
             self._apply_defaults()
+        elif event.select.id == "gate":
+            self._show_threshold()
+
+    def _show_threshold(self) -> None:
+        """The threshold for the gate chosen: a control gate's is in a unit of its own (CONTROL_THRESHOLDS),
+        so the field empties and says what it needs; the divergence gate's is the pair's default."""
+        gate = self.query_one("#gate", Select).value
+        field = self.query_one("#threshold", Input)
+        if gate in CONTROL_THRESHOLDS:
+            field.value, field.placeholder = "", f"needed: {CONTROL_THRESHOLDS[gate]}"
+        else:
+            field.placeholder = ""
+            field.value = _shown(self._pair_defaults().get("threshold", DEFAULT_THRESHOLD))
+
+    def _pair_defaults(self) -> dict:
+        pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
+        return {} if pair is None else pair.defaults
 
     def _apply_defaults(self) -> None:
-        """Put the selected pair's default settings (from models.toml) into the form."""
-        pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
-        if pair is None:
-            return
-        for key, value in pair.defaults.items():
+        """Put the selected pair's default settings (from models.toml) into the form; its threshold only
+        with the divergence gate (a pair's default threshold is a divergence)."""
+        control = self.query_one("#gate", Select).value in CONTROL_THRESHOLDS
+        for key, value in self._pair_defaults().items():
             if key == "divergence":
                 self.query_one("#divergence", Select).value = value
-            elif key in NUMBER_FIELDS:
-                shown = "" if value is None else ("inf" if value == "inf" or value == float("inf") else str(value))
-                self.query_one(f"#{key}", Input).value = shown
+            elif key in NUMBER_FIELDS and not (key == "threshold" and control):
+                self.query_one(f"#{key}", Input).value = _shown(value)
 
     def _show_files(self) -> None:
         pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
@@ -119,13 +135,16 @@ class SettingsPanel(VerticalScroll):
                 divergence=self.query_one("#divergence", Select).value,
                 gate=self.query_one("#gate", Select).value,
 
-                threshold=self._number("threshold", values["threshold"], float),
+                threshold=self._number("threshold", values["threshold"], float, empty=None),
                 budget=self._number("budget", values["budget"], int, empty=None),
                 temperature=self._number("temperature", values["temperature"], float),
                 max_tokens=self._number("max_tokens", values["max_tokens"], int),
                 seed=self._number("seed", values["seed"], int, empty=None),
             )
             params.update(overrides)
+            if params["threshold"] is None:  # a control gate's empty threshold: refused, saying what it needs
+                del params["threshold"]
+                params = with_pair_defaults(self._pair_defaults(), params)
             return GenerationRequest(**params)
         except InvalidParameter as exc:
             field = str(exc).split(":", 1)[0]
@@ -144,3 +163,8 @@ class SettingsPanel(VerticalScroll):
         if kind is float and math.isnan(value):
             raise InvalidParameter(f"{name}: must be a number, not NaN")
         return value
+
+
+def _shown(value: object) -> str:
+    """A number field's text for ``value``: empty for None, inf for infinity."""
+    return "" if value is None else ("inf" if value == "inf" or value == float("inf") else str(value))
