@@ -346,7 +346,7 @@ def test_bad_eval_arguments_are_one_clear_line(tmp_path, capsys):
                     + json.dumps({"id": "e", "prompt": "2?", "checker": "numeric", "answer": 2}) + "\n")
     assert main(["eval", "--dataset", str(data), "--local"]) == 1
     assert f"{data}:2: the id 'e' is taken by line 1" in capsys.readouterr().err
-    for answer in (True, "", "many"):
+    for answer in (True, "", "many", "5 or 7", "18 000", "3:30"):  # one number, or no answer to check
         data.write_text(json.dumps({"prompt": "1?", "checker": "numeric", "answer": answer}) + "\n")
         assert main(["eval", "--dataset", str(data), "--local"]) == 1
         assert f"{data}:1: checker 'numeric' needs" in capsys.readouterr().err
