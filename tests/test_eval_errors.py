@@ -153,3 +153,15 @@ def test_a_line_torn_inside_a_character_is_passed_over_and_cut(tmp_path):
     assert [r["item"] for r in results.load()] == ["q0"]
     results.append({**RECORD, "item": "q2"})
     assert [r["item"] for r in results.load()] == ["q0", "q2"] and path.read_bytes().startswith(whole.encode())
+
+
+def test_checks_that_need_no_daemon_come_before_one_is_asked_for(tmp_path, data, capsys):
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    dead = ["--connect", f"ipc://{tmp_path}/none.sock", "--no-autostart"]
+    assert main(["eval", "--dataset", str(data), "--pair", "other", "--max-tokens", "8", "--out", str(out), *dead]) == 1
+    assert "holds a run made with pair 'tiny', this run asks 'other'" in capsys.readouterr().err
+    assert main(["generate", "--gate", "top1", "hi", *dead]) == 1
+    assert "--threshold: the top1 gate needs one of its own" in capsys.readouterr().err
+    for modes in ("", ","):
+        assert main(["eval", "--dataset", str(data), "--modes", modes, *dead]) == 1
+        assert "--modes: unknown mode" in capsys.readouterr().err

@@ -20,7 +20,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import (ResultsFile, check_dataset, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
                              summarize_results)
 
-    if args.plot:
+    if args.plot is not None:
         _check_plot_path(Path(args.plot))  # before any work, not after it
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
         chosen = [f"--{name.replace('_', '-')}" for name in RUN_DEFAULTS if getattr(args, name) is not None]
@@ -55,7 +55,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
                           f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in MODES] or ([] if modes else [args.modes])
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
     thresholds = _thresholds(args.thresholds) if args.thresholds else [DEFAULT_THRESHOLD if args.threshold is None else args.threshold]
@@ -97,6 +97,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .autostart import connect
 
         pair = None
+        if args.pair:  # the pair is known: a mismatched resume fails before a tokintd starts
+            check_resumable(results.path, held, items, configs, {**base, "pair": args.pair})
         client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
         base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
 
