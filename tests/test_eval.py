@@ -304,9 +304,10 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     assert main(run + ["--dataset", str(other), "--gate", "random", "--threshold", "0.5"]) == 1
     assert "holds another item under the id 'q0'" in capsys.readouterr().err
 
-    # a threshold that prints like the one run before, but is not it
-    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5000001"]) == 1
-    assert "at threshold 0.5, this run asks 0.5000001" in capsys.readouterr().err
+    # a threshold as the report prints the one run before (6 digits): that configuration, resumed at its own
+    assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5000001"]) == 0
+    assert "--threshold 0.5000001 names the configuration intervene/budget=2/threshold=0.5/gate=random, run at " \
+           "0.5: resuming it at 0.5" in capsys.readouterr().err
     assert main(run + ["--dataset", str(data), "--thresholds", "0.30000001,0.30000002"]) == 1
     assert "both name the configuration intervene/budget=2/threshold=0.3" in capsys.readouterr().err
     assert len(ResultsFile(out).load()) == 2  # nothing was mixed in
@@ -321,7 +322,7 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     shared.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "settings"}) + "\n"
                               for r in ResultsFile(out).load()))
     assert main(run[:-1] + [str(shared), "--dataset", str(data), "--gate", "random", "--threshold", "0.5"]) == 1
-    assert "q0 intervene/budget=2/threshold=0.5/gate=random with no record of how it was made" in capsys.readouterr().err
+    assert "shared.jsonl holds records with no record of how they were made" in capsys.readouterr().err
 
 
 def test_an_item_too_long_for_the_context_fails_and_the_run_goes_on(tiny_models_toml, tmp_path, capsys):
@@ -345,7 +346,7 @@ def test_bad_eval_arguments_are_one_clear_line(tmp_path, capsys):
                     + json.dumps({"id": "e", "prompt": "2?", "checker": "numeric", "answer": 2}) + "\n")
     assert main(["eval", "--dataset", str(data), "--local"]) == 1
     assert f"{data}:2: the id 'e' is taken by line 1" in capsys.readouterr().err
-    for answer in (True, "", "many"):
+    for answer in (True, "", "many", "5 or 7", "18 000", "3:30"):  # one number, or no answer to check
         data.write_text(json.dumps({"prompt": "1?", "checker": "numeric", "answer": answer}) + "\n")
         assert main(["eval", "--dataset", str(data), "--local"]) == 1
         assert f"{data}:1: checker 'numeric' needs" in capsys.readouterr().err

@@ -63,8 +63,9 @@ def test_report_on_a_file_with_nothing_to_report_fails(tmp_path, data, capsys):
 
 def test_a_plot_that_cannot_be_written_fails_before_the_report(tmp_path, capsys):
     out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    (tmp_path / "dir.png").mkdir()
     for plot, why in [(tmp_path / "plot.txt", "ending in .png, .pdf, .svg"),
-                      (tmp_path / "missing" / "plot.png", "no folder")]:
+                      (tmp_path / "missing" / "plot.png", "no folder"), (tmp_path / "dir.png", "a folder; give another")]:
         assert main(["eval", "--report", "--out", str(out), "--plot", str(plot)]) == 1
         captured = capsys.readouterr()
         assert why in captured.err and captured.out == ""
@@ -108,7 +109,7 @@ def test_a_resume_made_otherwise_is_refused_before_the_models_load(tmp_path, dat
     run = ["eval", "--local", "--models", str(models), "--dataset", str(data), "--modes", "base", "--out", str(out)]
     assert main(run + ["--max-tokens", "8"]) == 1
     err = capsys.readouterr().err
-    assert "holds q0 base made with max_tokens 9, this run asks 8" in err and "gguf" not in err
+    assert "holds a run made with max_tokens 9, this run asks 8" in err and "--max-tokens 9" in err and "gguf" not in err
     assert main(run + ["--max-tokens", "9"]) == 1  # the same settings: it resumes, and loading the pair fails
     assert "gguf" in capsys.readouterr().err
 
@@ -116,10 +117,10 @@ def test_a_resume_made_otherwise_is_refused_before_the_models_load(tmp_path, dat
 def test_report_refuses_the_flags_that_choose_what_runs(tmp_path, capsys):
     out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
     for flags in (["--gate", "entropy"], ["--threshold", "0.5"], ["--thresholds", "1,2"], ["--modes", "base"],
-                  ["--budgets", "4"]):
+                  ["--budgets", "4"], ["--pair", "tiny"], ["--divergence", "kl"], ["--max-tokens", "512"], ["--seed", "0"]):
         assert main(["eval", "--report", "--out", str(out), *flags]) == 1
         captured = capsys.readouterr()
-        assert f"{flags[0]} choose what a run runs: drop them" in captured.err and captured.out == ""
+        assert f"as it was run: drop {flags[0]} (what a run is to run)" in captured.err and captured.out == ""
     assert main(["eval", "--report", "--out", str(out)]) == 0
 
 
@@ -128,3 +129,39 @@ def test_a_bad_threshold_names_the_flag(tmp_path, data, no_models, capsys):
     assert "--threshold: is a probability for the top1 gate: a number from 0 to 1 (got 2.0)" in capsys.readouterr().err
     assert main(["generate", "--local", "--max-tokens", "0", "hi", *no_models]) == 1
     assert "--max-tokens: must be an integer >= 1 (got 0)" in capsys.readouterr().err
+
+
+def test_a_results_file_holds_one_run(tmp_path, capsys):
+    """Each (item, configuration) once, every record of one pair, divergence and length limit: a report of a
+    file that mixes two runs would compare them item by item as if they were one."""
+    a, b = ({**RECORD, "item": f"q{n}"} for n in range(2))
+    other = {**b, "settings": {**b["settings"], "max_tokens": 64}, "passed": False}
+    for name, records, why in [("twice", [a, b, {**a, "passed": False}], "twice.jsonl:3: q0 base again (line 1 holds it too)"),
+                               ("mixed", [a, other], "mixed.jsonl:2: made with pair 'tiny', divergence 'kl', max_tokens 64, "
+                                                     "line 1 with pair 'tiny', divergence 'kl', max_tokens 8")]:
+        path = lines(tmp_path / f"{name}.jsonl", *map(json.dumps, records))
+        assert main(["eval", "--report", "--out", str(path)]) == 1
+        assert why in capsys.readouterr().err
+
+
+def test_a_line_torn_inside_a_character_is_passed_over_and_cut(tmp_path):
+    whole = json.dumps({**RECORD, "item": "q0", "response": "½ × 2"}, ensure_ascii=False) + "\n"
+    torn = json.dumps({**RECORD, "item": "q1", "response": "½ × 2"}, ensure_ascii=False).encode()
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(whole.encode() + torn[:torn.index("½".encode()) + 1])  # the kill fell inside "½"
+    results = ResultsFile(path)
+    assert [r["item"] for r in results.load()] == ["q0"]
+    results.append({**RECORD, "item": "q2"})
+    assert [r["item"] for r in results.load()] == ["q0", "q2"] and path.read_bytes().startswith(whole.encode())
+
+
+def test_checks_that_need_no_daemon_come_before_one_is_asked_for(tmp_path, data, capsys):
+    out = lines(tmp_path / "r.jsonl", json.dumps({**RECORD, "item": "q0"}))
+    dead = ["--connect", f"ipc://{tmp_path}/none.sock", "--no-autostart"]
+    assert main(["eval", "--dataset", str(data), "--pair", "other", "--max-tokens", "8", "--out", str(out), *dead]) == 1
+    assert "holds a run made with pair 'tiny', this run asks 'other'" in capsys.readouterr().err
+    assert main(["generate", "--gate", "top1", "hi", *dead]) == 1
+    assert "--threshold: the top1 gate needs one of its own" in capsys.readouterr().err
+    for modes in ("", ","):
+        assert main(["eval", "--dataset", str(data), "--modes", modes, *dead]) == 1
+        assert "--modes: unknown mode" in capsys.readouterr().err

@@ -25,6 +25,14 @@ RIGHT_18 = [
     "$\\boxed{18}$.",
     "The answer is \\(18\\).",
     "The answer is 36/2.",
+    "\\boxed{18 \\text{ eggs/day}}",  # a unit per unit
+    "\\boxed{\\$18/\\text{hour}}",
+    "\\boxed{18 \\text{ m}^2}",  # a unit's power is no second number
+    "\\boxed{18 \\text{ ft}^{2}}",
+    "\\boxed{\\mathbf{18}}",
+    "\\boxed{\\bf 18}",
+    "\\boxed{\\approx 18}",
+    "The answer is $18^\\circ$.",
 ]
 WRONG_18 = [
     "\\boxed{19}",
@@ -38,6 +46,12 @@ WRONG_18 = [
     "The answer is 18, wait, the answer is 81",
     "\\boxed{\\frac{18}{10}}",
     "\\boxed{}",
+    "The answer is 18 or 20.",  # a hedge after a marker is no answer, though its first number is right
+    "#### 18-20",
+    "The answer is between 18 and 20",
+    "The answer is (18, 3)",
+    "The answer is 18 hours and 30 minutes.",
+    "\\boxed{x^18}",
 ]
 
 

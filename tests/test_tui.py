@@ -313,7 +313,8 @@ async def test_a_control_gate_asks_for_a_threshold_of_its_own():
         assert threshold.value == "0.25" and panel.request("hi").threshold == 0.25
         panel.query_one("#gate").value = "top1"
         await pilot.pause()
-        assert threshold.value == "" and "top-1 probability" in threshold.placeholder
+        assert threshold.value == "" and threshold.placeholder == "needed"
+        assert "top-1 prob., 0-1" in str(panel.query_one("#threshold-label").content)
         with pytest.raises(InvalidParameter, match="threshold: the top1 gate needs one of its own"):
             panel.request("hi")
         await pilot.pause()
@@ -328,6 +329,16 @@ async def test_a_control_gate_asks_for_a_threshold_of_its_own():
         panel.query_one("#gate").value = "divergence"
         await pilot.pause()
         assert threshold.value == "0.25" and threshold.placeholder == ""
+        threshold.value = "0.5"  # typed for the divergence gate: kept while a control is tried
+        panel.query_one("#gate").value = "entropy"
+        await pilot.pause()
+        assert threshold.value == ""
+        panel.query_one("#mode").value = "base"  # no takeovers: no threshold needed
+        await pilot.pause()
+        assert panel.request("hi").mode == "base"
+        panel.query_one("#gate").value = "divergence"
+        await pilot.pause()
+        assert threshold.value == "0.5"
         panel.query_one("#pair").value = "b"
         await pilot.pause()
         threshold.value = ""  # empty, with the divergence gate: the pair's default (here tokint's)

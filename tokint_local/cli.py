@@ -141,7 +141,7 @@ def request_fields(args: argparse.Namespace, stdin: TextIO, err: Optional[TextIO
     fields.update({name: getattr(args, name) for name in REQUEST_FLAGS if hasattr(args, name)})
     if "stop" in fields:
         fields["stop"] = tuple(as_text(s, "a --stop text", err) for s in fields["stop"])
-    from_flags(fields)  # bad values fail here, before any model loads
+    from_flags(fields, {})  # bad values (a control gate without its threshold too) fail here, before any model loads
     return fields
 
 

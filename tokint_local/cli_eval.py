@@ -3,7 +3,9 @@ or report on a results file; the report's table."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,13 +20,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import (ResultsFile, check_dataset, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
                              summarize_results)
 
-    if args.plot:
+    if args.plot is not None:
         _check_plot_path(Path(args.plot))  # before any work, not after it
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
-        chosen = [flag for flag in RUN_FLAGS if getattr(args, flag.strip("-").replace("-", "_")) is not None]
+        chosen = [f"--{name.replace('_', '-')}" for name in RUN_DEFAULTS if getattr(args, name) is not None]
         if chosen:
-            raise ConfigError(f"--report reports every configuration the results file holds; {', '.join(chosen)} "
-                              "choose what a run runs: drop them")
+            raise ConfigError(f"--report reports every configuration the results file holds, as it was run: drop "
+                              f"{', '.join(chosen)} (what a run is to run)")
         if not args.out:
             raise ConfigError("--report needs --out FILE (the results file to report on)")
         if not Path(args.out).exists():
@@ -45,14 +47,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _eval_report(args, summarize_results(records, configs))
         _warn_uneven(records)
         return 0
-    args.gate, args.modes, args.budgets = args.gate or "divergence", args.modes or ",".join(MODES), args.budgets or "4,16,inf"
+    for name, default in RUN_DEFAULTS.items():
+        setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
     if args.gate != "divergence" and args.threshold is None and not args.thresholds:
         raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
                           f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in MODES] or ([] if modes else [args.modes])
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
     thresholds = _thresholds(args.thresholds) if args.thresholds else [DEFAULT_THRESHOLD if args.threshold is None else args.threshold]
@@ -65,6 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = ResultsFile(Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl"))
     held = results.load()
     check_dataset(results.path, held, every_item, args.dataset)
+    configs = [_as_held(cfg, held) for cfg in configs]
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
             "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
@@ -93,6 +97,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .autostart import connect
 
         pair = None
+        if args.pair:  # the pair is known: a mismatched resume fails before a tokintd starts
+            check_resumable(results.path, held, items, configs, {**base, "pair": args.pair})
         client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
         base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
 
@@ -126,7 +132,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg")
-RUN_FLAGS = ("--gate", "--threshold", "--thresholds", "--modes", "--budgets")  # what --report cannot honour
+# what a run is to run, and its defaults; --report, which runs nothing, refuses them
+RUN_DEFAULTS = {"gate": "divergence", "threshold": None, "thresholds": None, "modes": ",".join(MODES),
+                "budgets": "4,16,inf", "pair": None, "divergence": "kl", "max_tokens": 512, "seed": 0}
+
+
+def _as_held(cfg, held: list[dict]):
+    """``cfg``, at the threshold the results file ran the configuration of its name at: a threshold given
+    as the report prints it (6 significant digits) resumes that configuration, not a new one."""
+    if cfg.mode != "intervene":
+        return cfg
+    ran = next((r["threshold"] for r in held if r["config"] == cfg.key), cfg.threshold)
+    if ran != cfg.threshold:
+        sys.stderr.write(f"tokint: --threshold {cfg.threshold!r} names the configuration {cfg.key}, run at {ran!r}: "
+                         f"resuming it at {ran!r}\n")
+        return dataclasses.replace(cfg, threshold=ran)
+    return cfg
 
 
 def _check_plot_path(path: Path) -> None:
@@ -134,6 +155,8 @@ def _check_plot_path(path: Path) -> None:
         raise ConfigError(f"--plot {path}: give a file name ending in {', '.join(PLOT_FORMATS)}")
     if not path.parent.is_dir():
         raise ConfigError(f"--plot {path}: no folder {path.parent}")
+    if path.is_dir() or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--plot {path}: {'a folder' if path.is_dir() else 'not writable here'}; give another file")
 
 
 def _thresholds(text: str) -> list[float]:

@@ -195,7 +195,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     else:
         rule = {"divergence": f"{args.divergence} divergence at or above it", "entropy": "base entropy at or above it",
                 "top1": "a base top-1 probability below it", "random": "a draw below it"}[args.gate]
-        line = f"{args.gate} gate: threshold {threshold:.4f} "
+        line = f"{args.gate} gate: threshold {threshold:.6g} "  # as a configuration's name prints it
         line += (f"catches {100 * result['sample_rate']:.2f}% of {len(values)} base-model tokens ({rule}; target "
                  f"{100 * args.rate:g}%)" if args.gate != "random" else f"takes over at {100 * args.rate:g}% of positions (a probability)")
         line += f" (pair {entry.name}, {len(prompts)} prompt{'' if len(prompts) == 1 else 's'})"
@@ -312,7 +312,7 @@ def add_parsers(sub: Any) -> None:
                          "parallel, tokintd --parallel, caps how many run at once); the results file keeps its order")
     ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
     ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")
-    ev.set_defaults(func=_cmd_eval)
+    ev.set_defaults(func=_cmd_eval, divergence=None, max_tokens=None, seed=None)  # cli_eval.RUN_DEFAULTS fills them
 
     ca = sub.add_parser("calibrate", help="the threshold that gives a target takeover rate")
     common(ca)

@@ -166,8 +166,9 @@ def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
         if raw["checker"] in ("exact", "numeric") and (not isinstance(answer, (str, int, float))
                                                       or isinstance(answer, bool) or str(answer).strip() == ""):
             raise ConfigError(f"{path}:{n}: checker {raw['checker']!r} needs an 'answer' (a string or a number)")
-        if raw["checker"] == "numeric" and not parse_numbers(str(answer)):
-            raise ConfigError(f"{path}:{n}: checker 'numeric' needs a number as the 'answer', not {answer!r}")
+        if raw["checker"] == "numeric" and len(parse_numbers(str(answer))) != 1:
+            raise ConfigError(f"{path}:{n}: checker 'numeric' needs one number as the 'answer' (18000, 1,000, 3/4, "
+                              f"-2.5), not {answer!r}")
         if raw["checker"] == "code" and not isinstance(raw.get("tests"), str):
             raise ConfigError(f"{path}:{n}: checker 'code' needs 'tests' (Python code that fails if the answer is wrong)")
         item_id = str(raw.get("id", n))

@@ -90,6 +90,19 @@ def settings_of(base_params: dict, cfg: Config) -> dict:
     return out
 
 
+RUN_SETTINGS = ("pair", "divergence", "max_tokens")  # one of each per results file: its records compare
+
+
+def run_settings(record: dict) -> Optional[dict]:
+    """The record's RUN_SETTINGS, or None for a record that does not say (written before tokint kept them)."""
+    settings = record.get("settings")
+    return {k: settings.get(k) for k in RUN_SETTINGS} if isinstance(settings, dict) else None
+
+
+def _describe(settings: Optional[dict]) -> str:
+    return "no record of its settings" if settings is None else ", ".join(f"{k} {v!r}" for k, v in settings.items())
+
+
 def item_seed(seed: Optional[int], item_id: str) -> int:
     """The random gate's seed for one item: drawn from the run's seed and the item's id, so that each
     item's takeover positions are a draw of their own (one seed for all would put every response's
@@ -117,6 +130,16 @@ def check_resumable(path: Path, records: list[dict], items: list[Item], configs:
     """Raise ConfigError where a record (of ``records``, what the results file holds) this run would
     resume from was made differently (see the module docstring); say what differs and what to do."""
     held = {(r["item"], r["config"]): r for r in records}
+    ours = {k: base_params.get(k) for k in RUN_SETTINGS}
+    theirs = run_settings(records[0]) if records else {}  # load() saw to it that every record agrees
+    if theirs is None:
+        raise ConfigError(f"{path} holds records with no record of how they were made (pair, divergence, length "
+                          "limit; written by an older tokint): resuming could mix them with this run's; give another --out")
+    for key in theirs:
+        if theirs[key] != ours[key]:
+            raise ConfigError(f"{path} holds a run made with {key} {theirs[key]!r}, this run asks {ours[key]!r}: a "
+                              "results file holds one run's (one pair, divergence and length limit); give another "
+                              f"--out (or --{key.replace('_', '-')} {theirs[key]})")
     for item in items:
         digest = prompt_hash(item.prompt)
         for cfg in configs:
@@ -130,10 +153,6 @@ def check_resumable(path: Path, records: list[dict], items: list[Item], configs:
                     not math.isclose(r["threshold"], cfg.threshold, rel_tol=1e-12):
                 raise ConfigError(f"{path} holds {cfg.key} at threshold {r['threshold']!r}, this run asks "
                                   f"{cfg.threshold!r}: give the threshold as before, or another --out")
-            if not isinstance(r.get("settings"), dict):
-                raise ConfigError(f"{path} holds {item.id} {cfg.key} with no record of how it was made (pair, "
-                                  "divergence, length limit; written by an older tokint): resuming could mix it with "
-                                  "this run's; give another --out")
             for key, value in settings_of(base_params, cfg).items():
                 old = r["settings"].get(key, value if key != "item_seeds" else False)
                 if old != value and key == "item_seeds":
@@ -142,7 +161,7 @@ def check_resumable(path: Path, records: list[dict], items: list[Item], configs:
                                       "delete the file's records of that configuration, or give another --out")
                 if old != value:
                     raise ConfigError(f"{path} holds {item.id} {cfg.key} made with {key} {old!r}, this run asks "
-                                      f"{value!r}: resuming would mix them; give another --out (or {key} {old!r})")
+                                      f"{value!r}: resuming would mix them; give another --out (or --{key} {old})")
 
 
 def configs_in(records: Iterable[dict]) -> list[Config]:
@@ -164,32 +183,50 @@ class ResultsFile:
         self.path = Path(path)
 
     def load(self) -> list[dict]:
-        """The file's item records, in order; [] if there is no file."""
+        """The file's item records, in order; [] if there is no file. Raises ConfigError, naming the
+        line, for a line that is no record, an (item, configuration) held twice, or records of two
+        runs (RUN_SETTINGS differ): a results file holds one run's."""
         if self.path.is_dir():
             raise ConfigError(f"{self.path} is a folder; a results file is a JSONL file (e.g. --out results.jsonl)")
         if not self.path.exists():
             return []
+        data = self.path.read_bytes()
+        end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1  # past it: a torn last line, if any
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = data[:end].decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{self.path}: not UTF-8 text (byte {exc.start}): not a results file") from None
         lines = text.splitlines()
-        records = []
+        try:  # a kill mid-write leaves a torn line (cut anywhere, even inside a character) or a whole record
+            lines.append(json.dumps(json.loads(data[end:])) if data[end:].strip() else "")
+        except ValueError:
+            pass
+        records: list[dict] = []
+        where: dict[tuple[str, str], int] = {}
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                if n == len(lines) and not text.endswith("\n"):
-                    continue  # the line a killed run was writing
                 record = None
             if not isinstance(record, dict):
                 raise ConfigError(f"{self.path}:{n}: not a JSON record of `tokint eval`: not a results file, or "
                                   "edited by hand?")
-            if record.get("type") == "item":
-                _check_record(record, f"{self.path}:{n}")
-                records.append(record)
+            if record.get("type") != "item":
+                continue
+            _check_record(record, f"{self.path}:{n}")
+            key = (record["item"], record["config"])
+            if key in where:
+                raise ConfigError(f"{self.path}:{n}: {key[0]} {key[1]} again (line {where[key]} holds it too): "
+                                  "two runs wrote to the file at once, or it was edited by hand; keep one of them")
+            where[key] = n
+            if records and run_settings(record) != run_settings(records[0]):
+                first = records[0]
+                raise ConfigError(f"{self.path}:{n}: made with {_describe(run_settings(record))}, line "
+                                  f"{where[(first['item'], first['config'])]} with {_describe(run_settings(first))}: "
+                                  "a results file holds one run's (one pair, divergence and length limit); split it")
+            records.append(record)
         return records
 
     def append(self, record: dict) -> None:

@@ -63,7 +63,13 @@ _IRRATIONAL = "\x00"  # stands for a root, pi or infinity: a number beside one i
 _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅛": "1/8"}
 _SUPERSCRIPT = {"²": "^2", "³": "^3"}
 # what may sit around the one number in a box: currency, percent and degree signs, words (units), punctuation
-_DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|(?<!\\)\b[A-Za-z]+\b|[\s.,:;~{}]")
+_DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|\\approx|≈|(?<!\\)\b[A-Za-z]+\b"
+                         r"|/(?=\s*[A-Za-z])|[\s.,:;~{}]")  # the slash of a unit per unit: km/h, $/hour
+# a unit's power (m^2, \text{ ft}^{2}): not a second number in the box
+_UNIT_POWER = re.compile(r"(\d\s*(?:\\text\s*\{[^{}]*\}|[A-Za-z]+))\s*\^\s*\{?\s*[23]\s*\}?")
+# after the number a marker gives, another joined to it (5 or 7, 5-7, between 5 and 7, (2, 3), 2 hours and
+# 30 minutes): more than one number
+_HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:or|to|and|-|,|;)\s*[-+]?(?:\\?\$)?\s*\d", re.I)
 
 
 def boxed(response: str) -> Optional[str]:
@@ -107,6 +113,7 @@ def normalize(text: str) -> str:
     products of two numbers are worked out, thin spaces and ``{,}`` go, ``\\text{...}`` keeps its
     words, the Unicode minus becomes '-', a sign before a currency sign stays with the number."""
     text = text.replace("\\left", "").replace("\\right", "").replace("{,}", ",")
+    text = re.sub(r"\\(?:mathbf|boldsymbol|bf|displaystyle)\b", "", text)  # typography: \mathbf{18} is 18
     text = re.sub(r"\\[,!;: ]", "", text)  # LaTeX spacing inside a number: 1\,000
     text = _TEXT.sub(r" \1 ", text)
     text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2044", "/")
@@ -227,7 +234,7 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
         span = _SPACED.sub(lambda m: re.sub(r"\s", "", m.group()), span)
         span = _ON_THE_HOUR.sub(r"\1", span)  # 2:00 PM states the hour: GSM8K's "what time" answers are hours
     if source == "box":
-        text = normalize(span)
+        text = normalize(_UNIT_POWER.sub(r"\1", span))
         sole = _sole_number(text)
         if isinstance(sole, str):
             return None, f"the box holds {sole}: {_clip(span)!r}"
@@ -241,8 +248,10 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             beside = text[max(start - 2, 0) : start] + text[end : end + 2]
             if value is None:
                 return None, "the answer is a number too long to read"
-            if _IRRATIONAL in beside or re.match(r"\s*\^", text[end:]):
+            if _IRRATIONAL in beside or re.match(r"\s*\^(?!\s*\{?\s*\\circ)", text[end:]):
                 return None, f"the answer is more than a number: {_clip(span)!r}"
+            if source == "marker" and _HEDGE.match(text[end:]):
+                return None, f"the answer is more than one number: {_clip(span)!r}"
             return (value, places), ""
         if source == "response":
             return None, "no number in the answer"

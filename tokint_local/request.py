@@ -73,10 +73,10 @@ def with_pair_defaults(defaults: dict[str, Any], given: dict[str, Any]) -> dict[
     """A request's fields: those ``given`` over its pair's ``defaults`` (models.toml).
 
     A control gate's threshold is in a unit of its own (CONTROL_THRESHOLDS) while a pair's default
-    threshold, and DEFAULT_THRESHOLD, are divergences: a request with a control gate must give its
-    threshold. InvalidParameter if it does not."""
-    gate = given.get("gate")
-    if gate in CONTROL_THRESHOLDS and given.get("threshold") is None:
+    threshold, and DEFAULT_THRESHOLD, are divergences: an intervene request with a control gate must
+    give its threshold. InvalidParameter if it does not."""
+    gate, mode = given.get("gate"), given.get("mode", defaults.get("mode", "intervene"))
+    if gate in CONTROL_THRESHOLDS and given.get("threshold") is None and mode == "intervene":
         raise InvalidParameter(f"threshold: the {gate} gate needs one of its own ({CONTROL_THRESHOLDS[gate]}); the "
                                f"default is a divergence's. `tokint calibrate --gate {gate} --rate R` finds the one "
                                "for a takeover rate R")

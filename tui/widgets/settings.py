@@ -19,6 +19,9 @@ from tokint_local.status import PairListing
 from ..plain import plain
 from .prompt import PromptArea
 
+# the threshold's meaning under each gate (request.CONTROL_THRESHOLDS, in a few words)
+THRESHOLD_LABELS = {"divergence": "threshold (divergence; inf: never)", "entropy": "threshold (base entropy, nats)",
+                    "top1": "threshold (base top-1 prob., 0-1)", "random": "threshold (takeover prob., 0-1)"}
 NUMBER_FIELDS = ("threshold", "budget", "temperature", "max_tokens", "seed")
 # the chat template's enable_thinking (Qwen3 and its kin): left to the model, or set for every turn
 THINKING = {"model default": {}, "on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
@@ -42,7 +45,7 @@ class SettingsPanel(VerticalScroll):
         yield Select([(d, d) for d in DIVERGENCES], value="kl", allow_blank=False, id="divergence", compact=True)
         yield Label("gate (controls: entropy, top1, random)")
         yield Select([(g, g) for g in GATES], value="divergence", allow_blank=False, id="gate", compact=True)
-        yield Label("threshold (inf: never)")
+        yield Label(THRESHOLD_LABELS["divergence"], id="threshold-label")
         yield Input(str(DEFAULT_THRESHOLD), id="threshold", compact=True)
         yield Label("budget (empty: unlimited)")
         yield Input("", placeholder="unlimited", id="budget", compact=True)
@@ -80,15 +83,18 @@ class SettingsPanel(VerticalScroll):
             self._show_threshold()
 
     def _show_threshold(self) -> None:
-        """The threshold for the gate chosen: a control gate's is in a unit of its own (CONTROL_THRESHOLDS),
-        so the field empties and says what it needs; the divergence gate's is the pair's default."""
+        """The threshold for the gate chosen, in that gate's unit (CONTROL_THRESHOLDS): what was typed for
+        it before, else for the divergence gate the pair's default, for a control nothing (it needs one
+        of its own: a divergence there would fire almost anywhere)."""
         gate = self.query_one("#gate", Select).value
         field = self.query_one("#threshold", Input)
-        if gate in CONTROL_THRESHOLDS:
-            field.value, field.placeholder = "", f"needed: {CONTROL_THRESHOLDS[gate]}"
-        else:
-            field.placeholder = ""
-            field.value = _shown(self._pair_defaults().get("threshold", DEFAULT_THRESHOLD))
+        typed = self.__dict__.setdefault("_typed", {})
+        typed[getattr(self, "_gate", "divergence")] = field.value
+        self._gate = gate
+        self.query_one("#threshold-label", Label).update(THRESHOLD_LABELS[gate])
+        field.placeholder = "needed" if gate in CONTROL_THRESHOLDS else ""
+        default = "" if gate in CONTROL_THRESHOLDS else _shown(self._pair_defaults().get("threshold", DEFAULT_THRESHOLD))
+        field.value = typed.get(gate, default)
 
     def _pair_defaults(self) -> dict:
         pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
