@@ -112,6 +112,12 @@ def test_a_resume_made_otherwise_is_refused_before_the_models_load(tmp_path, dat
     assert "holds a run made with max_tokens 9, this run asks 8" in err and "--max-tokens 9" in err and "gguf" not in err
     assert main(run + ["--max-tokens", "9"]) == 1  # the same settings: it resumes, and loading the pair fails
     assert "gguf" in capsys.readouterr().err
+    done = {**RECORD, "settings": {**RECORD["settings"], "max_tokens": 9}}
+    lines(out, *(json.dumps({**done, "item": f"q{n}"}) for n in range(3)))  # every item held: no model is needed
+    assert main(run + ["--max-tokens", "9"]) == 0
+    captured = capsys.readouterr()
+    assert "r.jsonl holds all 3 items x 1 configurations" in captured.err and "gguf" not in captured.err
+    assert captured.out.splitlines()[2].split()[:3] == ["base", "3", "1.000"]
 
 
 def test_report_refuses_the_flags_that_choose_what_runs(tmp_path, capsys):

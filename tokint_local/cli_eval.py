@@ -75,13 +75,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
     slots = None
     if args.local:
-        from .batcher import Batcher
         from .config import load_models
-        from .slots import Slots
 
         entry = load_models(args.models).pair(args.pair)
         base["pair"] = entry.name
-        check_resumable(results.path, held, items, configs, base)  # before the models load, not after
+    if base["pair"] is not None:  # the pair is known: a mismatched resume fails before a model loads or a tokintd starts
+        check_resumable(results.path, held, items, configs, base)
+        done = {(r["item"], r["config"]) for r in held}
+        if all((item.id, cfg.key) in done for item in items for cfg in configs):  # nothing to run: no model
+            sys.stderr.write(f"tokint: {results.path} holds all {len(items)} items x {len(configs)} configurations\n")
+            _eval_report(args, summarize_results(run_eval(items, configs, _nothing, results, base,
+                                                          held_records=held), configs))
+            return 0
+    if args.local:
+        from .batcher import Batcher
+        from .slots import Slots
+
         entry, pair = local_pair(args, entry)
         slots = Slots(pair, Batcher()) if args.parallel > 1 else None
 
@@ -97,8 +106,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .autostart import connect
 
         pair = None
-        if args.pair:  # the pair is known: a mismatched resume fails before a tokintd starts
-            check_resumable(results.path, held, items, configs, {**base, "pair": args.pair})
         client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
         base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
 
@@ -135,6 +142,10 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 # what a run is to run, and its defaults; --report, which runs nothing, refuses them
 RUN_DEFAULTS = {"gate": "divergence", "threshold": None, "thresholds": None, "modes": ",".join(MODES),
                 "budgets": "4,16,inf", "pair": None, "divergence": "kl", "max_tokens": 512, "seed": 0}
+
+
+def _nothing(prompt: str, fields: dict) -> tuple[str, Summary]:
+    raise AssertionError("a run with nothing to do generated")  # run_eval calls it only for what is missing
 
 
 def _as_held(cfg, held: list[dict]):
