@@ -284,7 +284,9 @@ def test_calibrating_the_random_gate_loads_no_model(tmp_path, capsys):
     models = tmp_path / "models.toml"
     models.write_text(models_toml_text({k: tmp_path / f"missing-{k}.gguf" for k in ("base", "reasoning", "padded", "other")}))
     assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["threshold"] == 0.05
+    assert json.loads(capsys.readouterr().out) == {"pair": "tiny", "gate": "random", "target_rate": 0.05, "threshold": 0.05}
+    assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05"]) == 0
+    assert capsys.readouterr().out == "random gate: threshold 0.05 takes over at 5% of positions (a probability)\n"
     assert main(["calibrate", "--models", str(models), "--gate", "random", "--rate", "0.05", "--verify"]) == 1
     assert "missing-base.gguf" in capsys.readouterr().err  # --verify runs the pair: that needs its files
 

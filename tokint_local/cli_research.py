@@ -169,9 +169,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         values = calibration_signal(pair, prompts, args.gate, args.divergence, args.max_tokens) if pair else []
         threshold = threshold_for_rate(values, args.rate, args.gate)
-        result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "divergence": args.divergence,
-                                  "target_rate": args.rate, "threshold": threshold, "n_tokens": len(values),
-                                  "n_prompts": len(prompts)}
+        result: dict[str, Any] = {"pair": entry.name, "gate": args.gate, "target_rate": args.rate,
+                                  "threshold": threshold}
+        if pair is not None:  # what was sampled
+            result.update({"divergence": args.divergence, "n_tokens": len(values), "n_prompts": len(prompts)})
         if values:  # the share of the sampled tokens the threshold catches: near the target only with enough tokens
             fires = [v < threshold for v in values] if args.gate == "top1" else [v >= threshold for v in values]
             result["sample_rate"] = sum(fires) / len(values)
@@ -198,7 +199,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         line = f"{args.gate} gate: threshold {threshold:.6g} "  # as a configuration's name prints it
         line += (f"catches {100 * result['sample_rate']:.2f}% of {len(values)} base-model tokens ({rule}; target "
                  f"{100 * args.rate:g}%)" if args.gate != "random" else f"takes over at {100 * args.rate:g}% of positions (a probability)")
-        line += f" (pair {entry.name}, {len(prompts)} prompt{'' if len(prompts) == 1 else 's'})"
+        if pair is not None:  # what was sampled (the random gate's threshold is its rate: nothing was)
+            line += f" (pair {entry.name}, {len(prompts)} prompt{'' if len(prompts) == 1 else 's'})"
         if "measured_rate" in result:
             line += f"; intervening with it took over {100 * result['measured_rate']:.1f}% of tokens"
         sys.stdout.write(line + "\n")
