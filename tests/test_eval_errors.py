@@ -171,3 +171,18 @@ def test_checks_that_need_no_daemon_come_before_one_is_asked_for(tmp_path, data,
     for modes in ("", ","):
         assert main(["eval", "--dataset", str(data), "--modes", modes, *dead]) == 1
         assert "--modes: unknown mode" in capsys.readouterr().err
+
+
+def test_hand_edited_records_are_refused_not_reported(tmp_path, data, capsys):
+    good = {**RECORD, "item": "q0"}
+    for name, record, why in [("mode", {**good, "mode": "bogus", "config": "bogus"}, "mode 'bogus' is none of"),
+                              ("name", {**good, "config": "reasoning"}, "config 'reasoning' is not what its fields make (base)"),
+                              ("empty", {}, "its type is None, not 'item'")]:
+        path = lines(tmp_path / f"{name}.jsonl", json.dumps({**RECORD, "item": "q1"}), json.dumps(record))
+        assert main(["eval", "--report", "--out", str(path)]) == 1
+        assert f"{name}.jsonl:2: " in (err := capsys.readouterr().err) and why in err
+    kept = lines(tmp_path / "kept.jsonl", json.dumps(good), json.dumps({"type": "summary", "config": "base"}))
+    assert [r["item"] for r in ResultsFile(kept).load()] == ["q0"]  # a report's --json line beside them
+    other = lines(tmp_path / "other.jsonl", json.dumps({**good, "prompt_sha256": "0" * 16}))
+    assert main(["eval", "--report", "--dataset", str(data), "--out", str(other)]) == 1
+    assert "holds another item under the id 'q0'" in capsys.readouterr().err

@@ -33,6 +33,7 @@ RIGHT_18 = [
     "\\boxed{\\bf 18}",
     "\\boxed{\\approx 18}",
     "The answer is $18^\\circ$.",
+    "The area is 18 m^2.",  # no box, no marker: the last number, not the unit's power
 ]
 WRONG_18 = [
     "\\boxed{19}",
@@ -189,6 +190,9 @@ def test_what_the_checker_reads():
     assert check_numeric("\\boxed{19}", "18") == (False, "answered 19")
     assert check_numeric("nothing", "18") == (False, "no number in the answer")
     assert check_numeric("\\boxed{4}", "four")[0] is False
+    # without a box or marker, a refusal quotes the text around the number it read, not the response's start
+    why = check_numeric("To solve this problem, we work it out step by step. " * 3 + "So x = 2\\sqrt{3}", "3")[1]
+    assert why.startswith("the answer is more than a number: ") and "To solve" not in why and "√" in why
     assert final_answer("so \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"  # the exact checker reads nested boxes too
 
 

@@ -17,7 +17,7 @@ from .request import from_flags
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import DATASETS, load_dataset
-    from .evaluation import (ResultsFile, check_dataset, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
+    from .evaluation import (ResultsFile, check_dataset, check_prompts, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
                              summarize_results)
 
     if args.plot is not None:
@@ -35,7 +35,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not records:
             raise ConfigError(f"--report: {args.out} holds no records of `tokint eval`")
         if args.dataset:  # only the dataset's items (its first --limit), so that every configuration is on the same ones
-            ids = {item.id for item in load_dataset(args.dataset, args.limit)}
+            chosen = load_dataset(args.dataset, args.limit)
+            check_prompts(Path(args.out), records, chosen)
+            ids = {item.id for item in chosen}
             held = len(records)
             records = [r for r in records if r["item"] in ids]
             if not records:

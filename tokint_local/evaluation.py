@@ -125,6 +125,16 @@ def check_dataset(path: Path, records: list[dict], every_item: list[Item], datas
                           "dataset's results; give another --out")
 
 
+def check_prompts(path: Path, records: list[dict], items: list[Item]) -> None:
+    """Raise ConfigError where a record of one of ``items`` was made from another prompt (its
+    ``prompt_sha256`` differs): another dataset's item under the same id."""
+    digests = {item.id: prompt_hash(item.prompt) for item in items}
+    for r in records:
+        if r["item"] in digests and r.get("prompt_sha256") not in (None, digests[r["item"]]):
+            raise ConfigError(f"{path} holds another item under the id {r['item']!r} (made from another dataset?): "
+                              "give another --out, or the dataset it was made from")
+
+
 def check_resumable(path: Path, records: list[dict], items: list[Item], configs: list[Config],
                     base_params: dict) -> None:
     """Raise ConfigError where a record (of ``records``, what the results file holds) this run would
@@ -140,15 +150,12 @@ def check_resumable(path: Path, records: list[dict], items: list[Item], configs:
             raise ConfigError(f"{path} holds a run made with {key} {theirs[key]!r}, this run asks {ours[key]!r}: a "
                               "results file holds one run's (one pair, divergence and length limit); give another "
                               f"--out (or --{key.replace('_', '-')} {theirs[key]})")
+    check_prompts(path, records, items)
     for item in items:
-        digest = prompt_hash(item.prompt)
         for cfg in configs:
             r = held.get((item.id, cfg.key))
             if r is None:
                 continue
-            if r.get("prompt_sha256") not in (None, digest):
-                raise ConfigError(f"{path} holds another item under the id {item.id!r} (made from another dataset?): "
-                                  "give another --out")
             if cfg.mode == "intervene" and isinstance(r.get("threshold"), (int, float)) and \
                     not math.isclose(r["threshold"], cfg.threshold, rel_tol=1e-12):
                 raise ConfigError(f"{path} holds {cfg.key} at threshold {r['threshold']!r}, this run asks "
@@ -213,8 +220,11 @@ class ResultsFile:
             if not isinstance(record, dict):
                 raise ConfigError(f"{self.path}:{n}: not a JSON record of `tokint eval`: not a results file, or "
                                   "edited by hand?")
-            if record.get("type") != "item":
+            if record.get("type") == "summary":  # a report's line (`--json`), kept beside the records by hand
                 continue
+            if record.get("type") != "item":
+                raise ConfigError(f"{self.path}:{n}: not a record of `tokint eval` (its type is "
+                                  f"{record.get('type')!r}, not 'item'): edited by hand?")
             _check_record(record, f"{self.path}:{n}")
             key = (record["item"], record["config"])
             if key in where:
@@ -265,8 +275,15 @@ def _check_record(record: dict, where: str) -> None:
         if not isinstance(record.get(key), kind):
             raise ConfigError(f"{where}: an item record needs {key!r} ({getattr(kind, '__name__', 'a number')}); "
                               "was the file edited by hand?")
+    if record["mode"] not in ("base", "reasoning", "intervene"):
+        raise ConfigError(f"{where}: mode {record['mode']!r} is none of base, reasoning, intervene; was the file edited by hand?")
     if record["mode"] == "intervene" and not isinstance(record.get("threshold"), (int, float)):
         raise ConfigError(f"{where}: an intervene record needs a numeric 'threshold'; was the file edited by hand?")
+    cfg = Config("intervene", record.get("budget"), record["threshold"], record.get("gate") or "divergence") \
+        if record["mode"] == "intervene" else Config(record["mode"])
+    if cfg.key != record["config"]:  # the report groups by the fields; the name would say otherwise
+        raise ConfigError(f"{where}: config {record['config']!r} is not what its fields make ({cfg.key}); was the "
+                          "file edited by hand?")
 
 
 def run_eval(items: list[Item], configs: list[Config], generate: Generate, results: ResultsFile,

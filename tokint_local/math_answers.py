@@ -230,11 +230,12 @@ def _plain(number: str) -> str:
 def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     """The final answer and its decimal places, or None and why there is none."""
     span, source = answer_span(response)
+    span = _UNIT_POWER.sub(r"\1", span)  # 18 m^2 is 18 (the 2 no number of its own)
     if source != "response":  # in a box or after a marker, 18 000 is one number; in running text, two
         span = _SPACED.sub(lambda m: re.sub(r"\s", "", m.group()), span)
         span = _ON_THE_HOUR.sub(r"\1", span)  # 2:00 PM states the hour: GSM8K's "what time" answers are hours
     if source == "box":
-        text = normalize(_UNIT_POWER.sub(r"\1", span))
+        text = normalize(span)
         sole = _sole_number(text)
         if isinstance(sole, str):
             return None, f"the box holds {sole}: {_clip(span)!r}"
@@ -248,10 +249,11 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             beside = text[max(start - 2, 0) : start] + text[end : end + 2]
             if value is None:
                 return None, "the answer is a number too long to read"
+            near = _clip(text[max(start - 20, 0) : end + 20].replace(_IRRATIONAL, "√") if source == "response" else span)
             if _IRRATIONAL in beside or re.match(r"\s*\^(?!\s*\{?\s*\\circ)", text[end:]):
-                return None, f"the answer is more than a number: {_clip(span)!r}"
+                return None, f"the answer is more than a number: {near!r}"
             if source == "marker" and _HEDGE.match(text[end:]):
-                return None, f"the answer is more than one number: {_clip(span)!r}"
+                return None, f"the answer is more than one number: {near!r}"
             return (value, places), ""
         if source == "response":
             return None, "no number in the answer"
