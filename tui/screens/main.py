@@ -94,7 +94,9 @@ class MainScreen(Screen):
         self.query_one(TokenInspector).show(None)
         self.query_one("#prompt", TextArea).focus()
         self.sub_title = "tokintd: connecting…" if self.link else "offline"
-        if self.link is not None:
+        if self.link is None:
+            self.query_one(SettingsPanel).disconnected()
+        else:
             self.connect()
             self.set_interval(HEALTH_S, self.check_health)
 
@@ -135,6 +137,7 @@ class MainScreen(Screen):
                 self.notify(str(exc), severity="error")
         else:
             self.notify(message.detail, title="tokintd", severity="warning" if not first else "error", timeout=6)
+            self.query_one(SettingsPanel).disconnected()
 
     @work(thread=True, exclusive=True, group="history")
     def read_history(self, path: Path) -> None:

@@ -20,8 +20,8 @@ from ..plain import plain
 from .prompt import PromptArea
 
 # the threshold's meaning under each gate (request.CONTROL_THRESHOLDS, in a few words)
-THRESHOLD_LABELS = {"divergence": "threshold (divergence; inf: never)", "entropy": "threshold (base entropy, nats)",
-                    "top1": "threshold (base top-1 prob., 0-1)", "random": "threshold (takeover prob., 0-1)"}
+THRESHOLD_LABELS = {"divergence": "threshold (inf: never)", "entropy": "threshold (entropy, nats)",
+                    "top1": "threshold (top-1 prob.)", "random": "threshold (probability)"}
 NUMBER_FIELDS = ("threshold", "budget", "temperature", "max_tokens", "seed")
 # the chat template's enable_thinking (Qwen3 and its kin): left to the model, or set for every turn
 THINKING = {"model default": {}, "on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
@@ -43,7 +43,7 @@ class SettingsPanel(VerticalScroll):
         yield Select([(m, m) for m in MODES], value="intervene", allow_blank=False, id="mode", compact=True)
         yield Label("divergence")
         yield Select([(d, d) for d in DIVERGENCES], value="kl", allow_blank=False, id="divergence", compact=True)
-        yield Label("gate (controls: entropy, top1, random)")
+        yield Label("gate (takeover rule)")
         yield Select([(g, g) for g in GATES], value="divergence", allow_blank=False, id="gate", compact=True)
         yield Label(THRESHOLD_LABELS["divergence"], id="threshold-label")
         yield Input(str(DEFAULT_THRESHOLD), id="threshold", compact=True)
@@ -69,6 +69,12 @@ class SettingsPanel(VerticalScroll):
             select.value = current
         self._show_files()
         self._apply_defaults()
+
+    def disconnected(self) -> None:
+        """No tokintd answers: the pair list says so, until set_pairs (the pairs, once it answers)."""
+        select = self.query_one("#pair", Select)
+        if not getattr(self, "_pairs", None):
+            select.prompt = "(no tokintd)"
 
     @staticmethod
     def _label(p: PairListing) -> Text:
