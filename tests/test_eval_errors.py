@@ -1,6 +1,7 @@
 """`tokint eval`, `--report` and `analyze` on bad results files and arguments: one clear line, exit
 status 1, before any model loads (the models file the commands get does not exist), nothing lost."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_only_a_torn_last_line_is_passed_over(tmp_path):
         with pytest.raises(ConfigError, match=rf"{name}.jsonl:\d: not a JSON record of `tokint eval`"):
             ResultsFile(lines(tmp_path / f"{name}.jsonl", *text)).load()
     (tmp_path / "latin1.jsonl").write_bytes(b'{"item": "caf\xe9"}\n')
-    with pytest.raises(ConfigError, match="latin1.jsonl: not UTF-8 text"):
+    with pytest.raises(ConfigError, match="latin1.jsonl:1: not UTF-8 text"):
         ResultsFile(tmp_path / "latin1.jsonl").load()
     with pytest.raises(ConfigError, match="is a folder"):
         ResultsFile(tmp_path).load()
@@ -181,8 +182,22 @@ def test_hand_edited_records_are_refused_not_reported(tmp_path, data, capsys):
         path = lines(tmp_path / f"{name}.jsonl", json.dumps({**RECORD, "item": "q1"}), json.dumps(record))
         assert main(["eval", "--report", "--out", str(path)]) == 1
         assert f"{name}.jsonl:2: " in (err := capsys.readouterr().err) and why in err
-    kept = lines(tmp_path / "kept.jsonl", json.dumps(good), json.dumps({"type": "summary", "config": "base"}))
-    assert [r["item"] for r in ResultsFile(kept).load()] == ["q0"]  # a report's --json line beside them
+    summary = lines(tmp_path / "summary.jsonl", json.dumps(good), json.dumps({**good, "item": "q1", "type": "summary"}))
+    with pytest.raises(ConfigError, match=r"summary.jsonl:2: .*\(its type is 'summary'"):  # dropped, it would run again
+        ResultsFile(summary).load()
+    gate = {**good, "mode": "intervene", "budget": 4, "threshold": 0.575, "config": "intervene/budget=4/threshold=0.575"}
+    rnd = {**gate, "gate": "random", "threshold": 0.05, "config": "intervene/budget=4/threshold=0.05/gate=random",
+           "settings": {**good["settings"], "seed": 0, "item_seeds": True}}
+    for name, second, why in [("threshold", {**gate, "threshold": 0.5750001}, "made with threshold 0.5750001, line 1 with threshold 0.575"),
+                              ("seed", {**rnd, "settings": {**rnd["settings"], "seed": 7}}, "seed 7, item_seeds True, line 1 with threshold 0.05, seed 0")]:
+        first = gate if name == "threshold" else rnd
+        path = lines(tmp_path / f"{name}.jsonl", json.dumps(first), json.dumps({**second, "item": "q1"}))
+        with pytest.raises(ConfigError, match=rf"{name}.jsonl:2: .*{re.escape(why)}.*two runs under one configuration name"):
+            ResultsFile(path).load()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(json.dumps(good).encode() + b"\n" + b'{"item": "caf\xe9"}\n' + json.dumps(good).encode() + b"\n")
+    with pytest.raises(ConfigError, match=r"broken.jsonl:2: not UTF-8 text"):
+        ResultsFile(broken).load()
     other = lines(tmp_path / "other.jsonl", json.dumps({**good, "prompt_sha256": "0" * 16}))
     assert main(["eval", "--report", "--dataset", str(data), "--out", str(other)]) == 1
     assert "holds another item under the id 'q0'" in capsys.readouterr().err

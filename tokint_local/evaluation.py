@@ -99,6 +99,15 @@ def run_settings(record: dict) -> Optional[dict]:
     return {k: settings.get(k) for k in RUN_SETTINGS} if isinstance(settings, dict) else None
 
 
+def _made_as(record: dict) -> str:
+    """What a configuration's records must share beyond its name: the exact threshold, and for the
+    random gate the seed and whether each item drew its own positions."""
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    made = f"threshold {record.get('threshold')!r}"
+    return made if record.get("gate") != "random" else \
+        f"{made}, seed {settings.get('seed')!r}, item_seeds {settings.get('item_seeds', False)!r}"
+
+
 def _describe(settings: Optional[dict]) -> str:
     return "no record of its settings" if settings is None else ", ".join(f"{k} {v!r}" for k, v in settings.items())
 
@@ -202,7 +211,9 @@ class ResultsFile:
         try:
             text = data[:end].decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{self.path}: not UTF-8 text (byte {exc.start}): not a results file") from None
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{self.path}:{line}: not UTF-8 text (byte {exc.start}): not a results file, or "
+                              "damaged there") from None
         lines = text.splitlines()
         try:  # a kill mid-write leaves a torn line (cut anywhere, even inside a character) or a whole record
             lines.append(json.dumps(json.loads(data[end:])) if data[end:].strip() else "")
@@ -210,6 +221,7 @@ class ResultsFile:
             pass
         records: list[dict] = []
         where: dict[tuple[str, str], int] = {}
+        made_as: dict[str, tuple[str, int]] = {}
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -220,8 +232,6 @@ class ResultsFile:
             if not isinstance(record, dict):
                 raise ConfigError(f"{self.path}:{n}: not a JSON record of `tokint eval`: not a results file, or "
                                   "edited by hand?")
-            if record.get("type") == "summary":  # a report's line (`--json`), kept beside the records by hand
-                continue
             if record.get("type") != "item":
                 raise ConfigError(f"{self.path}:{n}: not a record of `tokint eval` (its type is "
                                   f"{record.get('type')!r}, not 'item'): edited by hand?")
@@ -231,6 +241,11 @@ class ResultsFile:
                 raise ConfigError(f"{self.path}:{n}: {key[0]} {key[1]} again (line {where[key]} holds it too): "
                                   "two runs wrote to the file at once, or it was edited by hand; keep one of them")
             where[key] = n
+            made = _made_as(record)  # one configuration name, one threshold (and seed): else the report counts twice
+            first_made = made_as.setdefault(record["config"], (made, n))
+            if first_made[0] != made:
+                raise ConfigError(f"{self.path}:{n}: {record['config']} made with {made}, line {first_made[1]} with "
+                                  f"{first_made[0]}: two runs under one configuration name; split them")
             if records and run_settings(record) != run_settings(records[0]):
                 first = records[0]
                 raise ConfigError(f"{self.path}:{n}: made with {_describe(run_settings(record))}, line "
