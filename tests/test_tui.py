@@ -307,7 +307,8 @@ async def test_a_control_gate_asks_for_a_threshold_of_its_own():
     async with app.run_test(size=SIZE) as pilot:
         panel = app.screen.query_one("#settings")
         panel.set_pairs([PairListing("a", "", True, files, files, defaults={"threshold": 0.25}),
-                         PairListing("b", "", False, files, files)], "a")
+                         PairListing("b", "", False, files, files),
+                         PairListing("c", "", False, files, files, defaults={"threshold": "inf"})], "a")
         await pilot.pause()
         threshold = panel.query_one("#threshold")
         assert threshold.value == "0.25" and panel.request("hi").threshold == 0.25
@@ -336,6 +337,7 @@ async def test_a_control_gate_asks_for_a_threshold_of_its_own():
         panel.query_one("#mode").value = "base"  # no takeovers: no threshold needed
         await pilot.pause()
         assert panel.request("hi").mode == "base"
+        panel.query_one("#mode").value = "intervene"
         panel.query_one("#gate").value = "divergence"
         await pilot.pause()
         assert threshold.value == "0.5"
@@ -343,3 +345,13 @@ async def test_a_control_gate_asks_for_a_threshold_of_its_own():
         await pilot.pause()
         threshold.value = ""  # empty, with the divergence gate: the pair's default (here tokint's)
         assert panel.request("hi").threshold == 1.0
+        panel.query_one("#gate").value = "top1"
+        await pilot.pause()
+        panel.query_one("#pair").value = "c"  # its default threshold is infinity, written "inf" on the wire
+        await pilot.pause()
+        panel.query_one("#mode").value = "base"
+        panel.query_one("#gate").value = "divergence"
+        await pilot.pause()
+        assert threshold.value == "inf"  # pair c's default, not what was shown for pair b before the control
+        threshold.value = ""
+        assert panel.request("hi").threshold == float("inf")

@@ -103,8 +103,9 @@ class SettingsPanel(VerticalScroll):
         field.value = typed.get(gate, default)
 
     def _pair_defaults(self) -> dict:
+        """The selected pair's defaults as request values (the wire writes infinity as "inf")."""
         pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
-        return {} if pair is None else pair.defaults
+        return {} if pair is None else {k: math.inf if v == "inf" else v for k, v in pair.defaults.items()}
 
     def _apply_defaults(self) -> None:
         """Put the selected pair's default settings (from models.toml) into the form; its threshold only
@@ -115,6 +116,8 @@ class SettingsPanel(VerticalScroll):
                 self.query_one("#divergence", Select).value = value
             elif key in NUMBER_FIELDS and not (key == "threshold" and control):
                 self.query_one(f"#{key}", Input).value = _shown(value)
+        if control:  # the divergence gate's threshold, when chosen again, is this pair's default
+            self.__dict__.setdefault("_typed", {}).pop("divergence", None)
 
     def _show_files(self) -> None:
         pair = getattr(self, "_pairs", {}).get(self.query_one("#pair", Select).value)
@@ -154,6 +157,8 @@ class SettingsPanel(VerticalScroll):
                 seed=self._number("seed", values["seed"], int, empty=None),
             )
             params.update(overrides)
+            if params["mode"] != "intervene":  # no takeovers: the gate and its threshold play no part
+                params["gate"] = "divergence"
             if params["threshold"] is None:  # a control gate's empty threshold: refused, saying what it needs
                 del params["threshold"]
                 params = with_pair_defaults(self._pair_defaults(), params)
