@@ -34,6 +34,11 @@ RIGHT_18 = [
     "\\boxed{\\approx 18}",
     "The answer is $18^\\circ$.",
     "The area is 18 m^2.",  # no box, no marker: the last number, not the unit's power
+    "\\boxed{18 \\, \\text{cm}^3}",  # a unit after LaTeX spacing, or in \\mathrm
+    "\\boxed{18 \\mathrm{cm}^2}",
+    "\\boxed{\\sim 18}",
+    "The answer is 18 (6 + 12).",
+    "The answer is 18, which is 2 more than 16.",
 ]
 WRONG_18 = [
     "\\boxed{19}",
@@ -53,6 +58,17 @@ WRONG_18 = [
     "The answer is (18, 3)",
     "The answer is 18 hours and 30 minutes.",
     "\\boxed{x^18}",
+    "The answer is 18, or 20.",
+    "The answer is 18 or maybe 20",
+    "The answer is 18 (or 20)",
+    "The answer is 18—20",
+    "The answer is 18~20",
+    "The answer is 18 through 20",
+    "The answer is 18 ± 2",
+    "#### 18 +/- 2",
+    "The answer is 18 or twenty",
+    "The answer is 18 thousand.",  # a scale word: 18000
+    "\\boxed{18k}",
 ]
 
 
@@ -180,6 +196,14 @@ def test_hostile_responses_are_read_not_choked_on():
     assert check_numeric("\\frac{" * 10000 + "1" + "}" * 10000, "1") == (True, "")
     assert check_numeric("2^{9999}^{9999}" * 100, "1")[0] is False
     assert check_numeric("\\boxed{9^{9999}}", "9")[0] is False
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("The answer is 18 thousand.", "18000"), ("The answer is $18k", "18000"), ("\\boxed{18 \\text{ thousand}}", "18000"),
+    ("The answer is 1.5 million dollars", "1500000"), ("The answer is 7 and 1/2 hours", "7.5"), ("The answer is 14:00.", "14"),
+])
+def test_scale_words_and_spoken_mixed_numbers(response, answer):
+    assert check_numeric(response, answer) == (True, "")
 
 
 def test_what_the_checker_reads():

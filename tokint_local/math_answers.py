@@ -40,7 +40,7 @@ MAX_DIGITS = 4000  # longer numbers are not read (Python refuses int <-> str pas
 # 1,000,000; the Indian grouping 10,00,000 (a lakh of thousands); or plain digits
 _INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,2}(?:,\d{2})+,\d{3}(?![\d,])|\d+"
 # thousands grouped by spaces (18 000, 1 450 000): read as one number only where the answer is
-_ON_THE_HOUR = re.compile(r"(?<![\d:.,])(\d{1,2}):00(?![\d:.,])")  # a time: 2:00 (pm)
+_ON_THE_HOUR = re.compile(r"(?<![\d:.,])(\d{1,2}):00(?![\d:,]|\.\d)")  # a time: 2:00 (pm)
 _SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d.,]|\s*/)")
 _DECIMAL = rf"(?:(?:{_INTEGER})(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{{1,4}}(?!\w|\.\d))?"
 # a number: sign, a mixed number or a fraction, else a decimal
@@ -63,13 +63,21 @@ _IRRATIONAL = "\x00"  # stands for a root, pi or infinity: a number beside one i
 _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅛": "1/8"}
 _SUPERSCRIPT = {"²": "^2", "³": "^3"}
 # what may sit around the one number in a box: currency, percent and degree signs, words (units), punctuation
-_DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|\\approx|≈|(?<!\\)\b[A-Za-z]+\b"
+_DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|\\approx|\\sim|≈|(?<!\\)\b[A-Za-z]+\b"
                          r"|/(?=\s*[A-Za-z])|[\s.,:;~{}]")  # the slash of a unit per unit: km/h, $/hour
 # a unit's power (m^2, \text{ ft}^{2}): not a second number in the box
-_UNIT_POWER = re.compile(r"(\d\s*(?:\\text\s*\{[^{}]*\}|[A-Za-z]+))\s*\^\s*\{?\s*[23]\s*\}?")
+_UNIT_POWER = re.compile(r"(\d\s*(?:\\[,;:! ]\s*)*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|\\?[A-Za-z]+))"
+                         r"\s*\^\s*\{?\s*[23]\s*\}?")
+# a number with a scale word: 18 thousand is 18000, $18k is 18000, 1.5 million is 1500000
+_SCALE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*(thousand|million|billion|k\b|K\b)")
+_SCALES = {"thousand": 1000, "k": 1000, "million": 10**6, "billion": 10**9}
+_WORD_NUMBERS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
+                 r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred)")
 # after the number a marker gives, another joined to it (5 or 7, 5-7, between 5 and 7, (2, 3), 2 hours and
 # 30 minutes): more than one number
-_HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:or|to|and|-|,|;)\s*[-+]?(?:\\?\$)?\s*\d", re.I)
+_HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:,\s*|\(\s*)?(?:or|to|through|till|until|and|vs\.?|versus|-|—|~|…|\.\.\.|"
+                    r",|;|:|±|\+/-|\\pm)\s*(?:maybe|possibly|perhaps|about|so)?\s*[-+]?(?:\\?\$)?\s*(?:\d|" + _WORD_NUMBERS + r")",
+                    re.I)
 
 
 def boxed(response: str) -> Optional[str]:
@@ -116,6 +124,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"\\(?:mathbf|boldsymbol|bf|displaystyle)\b", "", text)  # typography: \mathbf{18} is 18
     text = re.sub(r"\\[,!;: ]", "", text)  # LaTeX spacing inside a number: 1\,000
     text = _TEXT.sub(r" \1 ", text)
+    text = _SCALE.sub(lambda m: f" {_exact(Fraction(_plain(m.group(1))) * _SCALES[m.group(2).lower()])} ", text)
     text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2044", "/")
     for glyph, plain in {**_VULGAR, **_SUPERSCRIPT}.items():
         text = text.replace(glyph, (" " if glyph in _VULGAR else "") + plain)
@@ -129,6 +138,7 @@ def normalize(text: str) -> str:
         if text == before:
             break
     text = re.sub(r"(\d)\s*\(\s*(\d+)\s*\)/\(\s*(\d+)\s*\)", r"\1 \2/\3", text)  # 2\frac{1}{2}: a mixed number
+    text = re.sub(r"(\d)\s+and\s+(\d+\s*/\s*\d+)(?![\d.])", r"\1 \2", text)  # 7 and 1/2: a mixed number
     return re.sub(r"\(\s*([-+]?[\d.,]+(?:\s*/\s*[\d.,]+)?)\s*\)", r"\1", text)  # parentheses around a number
 
 
