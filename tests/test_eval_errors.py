@@ -178,7 +178,11 @@ def test_hand_edited_records_are_refused_not_reported(tmp_path, data, capsys):
     good = {**RECORD, "item": "q0"}
     for name, record, why in [("mode", {**good, "mode": "bogus", "config": "bogus"}, "mode 'bogus' is none of"),
                               ("name", {**good, "config": "reasoning"}, "config 'reasoning' is not what its fields make (base)"),
-                              ("empty", {}, "its type is None, not 'item'")]:
+                              ("empty", {}, "its type is None, not 'item'"),
+                              ("count", {**good, "n_takeovers": 3}, "n_takeovers 3 (budget 0)"),
+                              ("speed", {**good, "tokens_per_second": float("inf")}, "tokens_per_second inf cannot be"),
+                              ("budget", {**good, "mode": "intervene", "budget": "x", "threshold": 1.0,
+                                          "config": "intervene/budget=x/threshold=1"}, "budget 'x' is no budget")]:
         path = lines(tmp_path / f"{name}.jsonl", json.dumps({**RECORD, "item": "q1"}), json.dumps(record))
         assert main(["eval", "--report", "--out", str(path)]) == 1
         assert f"{name}.jsonl:2: " in (err := capsys.readouterr().err) and why in err

@@ -290,6 +290,13 @@ def _check_record(record: dict, where: str) -> None:
         if not isinstance(record.get(key), kind):
             raise ConfigError(f"{where}: an item record needs {key!r} ({getattr(kind, '__name__', 'a number')}); "
                               "was the file edited by hand?")
+    budget = record.get("budget") if record["mode"] == "intervene" else 0
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+        raise ConfigError(f"{where}: budget {budget!r} is no budget; was the file edited by hand?")
+    if record["n_tokens"] < 0 or not 0 <= record["n_takeovers"] <= (math.inf if budget is None else budget) \
+            or not math.isfinite(record["tokens_per_second"]) or record["tokens_per_second"] < 0:
+        raise ConfigError(f"{where}: n_tokens {record['n_tokens']}, n_takeovers {record['n_takeovers']} (budget "
+                          f"{budget}), tokens_per_second {record['tokens_per_second']} cannot be; was the file edited by hand?")
     if record["mode"] not in ("base", "reasoning", "intervene"):
         raise ConfigError(f"{where}: mode {record['mode']!r} is none of base, reasoning, intervene; was the file edited by hand?")
     if record["mode"] == "intervene" and not isinstance(record.get("threshold"), (int, float)):
