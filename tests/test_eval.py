@@ -283,8 +283,8 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     data = _sums(tmp_path / "a.jsonl", 2)
     assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--seed", "0"]) == 0
     records = ResultsFile(out).load()
-    assert [r["settings"] for r in records] == [{"pair": "tiny", "divergence": "kl", "max_tokens": 8, "seed": 0,
-                                                 "item_seeds": True}] * 2
+    assert [r["settings"] for r in records] == [{"pair": "tiny", "divergence": "kl", "max_tokens": 8, "dataset": "a",
+                                                 "seed": 0, "item_seeds": True}] * 2
     # each item draws its own takeover positions (one seed for all would share them), the same in every run
     assert records[0]["takeover_positions"] != records[1]["takeover_positions"]
     capsys.readouterr()

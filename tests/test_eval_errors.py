@@ -205,3 +205,19 @@ def test_hand_edited_records_are_refused_not_reported(tmp_path, data, capsys):
     other = lines(tmp_path / "other.jsonl", json.dumps({**good, "prompt_sha256": "0" * 16}))
     assert main(["eval", "--report", "--dataset", str(data), "--out", str(other)]) == 1
     assert "holds another item under the id 'q0'" in capsys.readouterr().err
+
+
+def test_a_results_file_holds_one_datasets_records(tmp_path, data, capsys):
+    """Records say which dataset made them: two files put together are refused, not reported as one run;
+    records from before tokint kept the dataset go with any (their ids and prompts are checked instead)."""
+    of = lambda name, item: json.dumps({**RECORD, "item": item, "settings": {**RECORD["settings"], "dataset": name}})
+    both = lines(tmp_path / "both.jsonl", of("gsm8k", "gsm8k/0"), json.dumps({**RECORD, "item": "q9"}),
+                 of("humaneval", "HumanEval/0"))
+    assert main(["eval", "--report", "--out", str(both)]) == 1
+    assert "both.jsonl:3: a record of dataset 'humaneval', line 1 of 'gsm8k': a results file holds one dataset's" \
+        in capsys.readouterr().err
+    mine = lines(tmp_path / "mine.jsonl", of("sums", "q0"))
+    (tmp_path / "other.jsonl").write_text(data.read_text())  # the same items, under another dataset's name
+    assert main(["eval", "--dataset", str(tmp_path / "other.jsonl"), "--out", str(mine), "--pair", "tiny",
+                 "--max-tokens", "8", "--connect", f"ipc://{tmp_path}/none.sock", "--no-autostart"]) == 1
+    assert "holds results of the dataset 'sums', this run's is 'other'" in capsys.readouterr().err

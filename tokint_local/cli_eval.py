@@ -73,7 +73,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     configs = [_as_held(cfg, held) for cfg in configs]
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
-            "seed": args.seed}  # "pair" becomes the pair's name below: each record keeps it
+            "seed": args.seed, "dataset": dataset_name}  # "pair" becomes the pair's name below: each record keeps it
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
     slots = None
     if args.local:

@@ -5,8 +5,9 @@ to disk before the next starts, so a run that is killed loses at most the item i
 ``--parallel N``, the at most 2N started since the last one written); run the same command again
 and it does only what is missing.
 
-A record holds what its result depends on beyond its configuration: the pair, the divergence, the
-length limit and, for the random gate, the seed (``settings``), and a hash of the item's prompt. A run
+A record holds what its result depends on beyond its configuration: the dataset, the pair, the
+divergence, the length limit and, for the random gate, the seed (``settings``), and a hash of the item's
+prompt. A results file holds one run's records (load refuses a mix). A run
 that would resume from records made differently (another seed, pair or dataset, a threshold that
 prints the same but is not) stops with a ConfigError instead of mixing them; so does one from records
 that do not say how they were made (no ``settings``: written before tokint kept them), since nothing
@@ -83,7 +84,9 @@ def configs_for(modes: Iterable[str], budgets: Iterable[Optional[int]], threshol
 def settings_of(base_params: dict, cfg: Config) -> dict:
     """What a configuration's result depends on beyond the configuration itself (kept in each record).
     For the random gate: the run's seed, and ``item_seeds``: each item draws its own positions."""
-    out = {k: base_params.get(k) for k in ("pair", "divergence", "max_tokens")}
+    out = {k: base_params.get(k) for k in RUN_SETTINGS}
+    if base_params.get("dataset") is not None:
+        out["dataset"] = base_params["dataset"]
     if cfg.random_gate:
         out["seed"] = base_params.get("seed")
         out["item_seeds"] = True
@@ -91,6 +94,14 @@ def settings_of(base_params: dict, cfg: Config) -> dict:
 
 
 RUN_SETTINGS = ("pair", "divergence", "max_tokens")  # one of each per results file: its records compare
+
+
+def dataset_of(record: dict) -> Optional[str]:
+    """The dataset a record was made from (a built-in's name, or a JSONL file's name without its
+    suffix); None for a record written before tokint kept it (such records match any dataset whose
+    items they are: check_dataset and check_prompts see to that)."""
+    settings = record.get("settings")
+    return settings.get("dataset") if isinstance(settings, dict) else None
 
 
 def run_settings(record: dict) -> Optional[dict]:
@@ -154,6 +165,10 @@ def check_resumable(path: Path, records: list[dict], items: list[Item], configs:
     if theirs is None:
         raise ConfigError(f"{path} holds records with no record of how they were made (pair, divergence, length "
                           "limit; written by an older tokint): resuming could mix them with this run's; give another --out")
+    made_from = next((dataset_of(r) for r in records if dataset_of(r) is not None), None)
+    if made_from is not None and base_params.get("dataset") not in (None, made_from):
+        raise ConfigError(f"{path} holds results of the dataset {made_from!r}, this run's is {base_params['dataset']!r}: "
+                          "a results file holds one dataset's; give another --out")
     for key in theirs:
         if theirs[key] != ours[key]:
             raise ConfigError(f"{path} holds a run made with {key} {theirs[key]!r}, this run asks {ours[key]!r}: a "
@@ -222,6 +237,7 @@ class ResultsFile:
         records: list[dict] = []
         where: dict[tuple[str, str], int] = {}
         made_as: dict[str, tuple[str, int]] = {}
+        datasets: dict[str, int] = {}  # the dataset named first, and its line
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -246,6 +262,12 @@ class ResultsFile:
             if first_made[0] != made:
                 raise ConfigError(f"{self.path}:{n}: {record['config']} made with {made}, line {first_made[1]} with "
                                   f"{first_made[0]}: two runs under one configuration name; split them")
+            if dataset_of(record) is not None:
+                datasets.setdefault(dataset_of(record), n)
+                if len(datasets) > 1:
+                    (a, line_a), (b, line_b) = datasets.items()
+                    raise ConfigError(f"{self.path}:{line_b}: a record of dataset {b!r}, line {line_a} of {a!r}: a "
+                                      "results file holds one dataset's; split it")
             if records and run_settings(record) != run_settings(records[0]):
                 first = records[0]
                 raise ConfigError(f"{self.path}:{n}: made with {_describe(run_settings(record))}, line "
@@ -333,7 +355,7 @@ def run_eval(items: list[Item], configs: list[Config], generate: Generate, resul
             "threshold": cfg.threshold, "gate": cfg.gate if cfg.mode == "intervene" else None,
             "settings": settings_of(base_params, cfg), "prompt_sha256": prompt_hash(item.prompt),
         }
-        fields = {**base_params, **cfg.params()}
+        fields = {**{k: v for k, v in base_params.items() if k != "dataset"}, **cfg.params()}  # a record's, not a request's
         if cfg.random_gate:
             fields["seed"] = item_seed(base_params.get("seed"), item.id)
         try:
