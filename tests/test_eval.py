@@ -297,8 +297,9 @@ def test_resuming_refuses_records_made_with_another_seed_dataset_or_threshold(ti
     assert main(run + ["--dataset", str(data), "--gate", "random", "--threshold", "0.5", "--max-tokens", "9"]) == 1
     assert "made with max_tokens 8, this run asks 9" in capsys.readouterr().err
 
-    # another dataset whose items have the same ids
-    other = tmp_path / "b.jsonl"
+    # another dataset whose items have the same ids, and the same file name (a.jsonl) elsewhere
+    (tmp_path / "b").mkdir()
+    other = tmp_path / "b" / "a.jsonl"
     other.write_text("".join(json.dumps({"id": f"q{i}", "checker": "numeric", "answer": 2 * i, "prompt": f"{i}*2?"})
                              + "\n" for i in range(2)))
     assert main(run + ["--dataset", str(other), "--gate", "random", "--threshold", "0.5"]) == 1

@@ -189,6 +189,8 @@ def test_hand_edited_records_are_refused_not_reported(tmp_path, data, capsys):
     summary = lines(tmp_path / "summary.jsonl", json.dumps(good), json.dumps({**good, "item": "q1", "type": "summary"}))
     with pytest.raises(ConfigError, match=r"summary.jsonl:2: .*\(its type is 'summary'"):  # dropped, it would run again
         ResultsFile(summary).load()
+    report = lines(tmp_path / "report.jsonl", json.dumps(good), json.dumps({"type": "summary", "config": "base"}))
+    assert [r["item"] for r in ResultsFile(report).load()] == ["q0"]  # a report's own line is passed over
     gate = {**good, "mode": "intervene", "budget": 4, "threshold": 0.575, "config": "intervene/budget=4/threshold=0.575"}
     rnd = {**gate, "gate": "random", "threshold": 0.05, "config": "intervene/budget=4/threshold=0.05/gate=random",
            "settings": {**good["settings"], "seed": 0, "item_seeds": True}}

@@ -248,6 +248,8 @@ class ResultsFile:
             if not isinstance(record, dict):
                 raise ConfigError(f"{self.path}:{n}: not a JSON record of `tokint eval`: not a results file, or "
                                   "edited by hand?")
+            if record.get("type") == "summary" and "item" not in record:  # a report's line (`--json`, older files)
+                continue
             if record.get("type") != "item":
                 raise ConfigError(f"{self.path}:{n}: not a record of `tokint eval` (its type is "
                                   f"{record.get('type')!r}, not 'item'): edited by hand?")
