@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DaemonProcess
-from tokint_local.evaluation import ResultsFile
+from tokint_local.results_file import ResultsFile
 
 ROOT = Path(__file__).resolve().parent.parent
 KEPT = ("item", "config", "passed", "n_tokens", "n_takeovers", "takeover_positions", "finish_reason", "response")

@@ -13,7 +13,8 @@ import pytest
 from tokint_local.datasets import Item, check, extract_code, final_answer, load_jsonl, run_code
 from tokint_local.errors import ConfigError
 from tokint_local.cli_eval import eval_table
-from tokint_local.evaluation import Config, ResultsFile, configs_for, parse_budgets, sign_test, summarize_results
+from tokint_local.evaluation import configs_for, parse_budgets, sign_test, summarize_results
+from tokint_local.results_file import Config, ResultsFile
 
 ROOT = Path(__file__).resolve().parent.parent
 

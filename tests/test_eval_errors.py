@@ -8,7 +8,7 @@ import pytest
 
 from tokint_local.cli import main
 from tokint_local.errors import ConfigError
-from tokint_local.evaluation import ResultsFile
+from tokint_local.results_file import ResultsFile
 
 RECORD = {"type": "item", "config": "base", "mode": "base", "budget": None, "threshold": None, "passed": True,
           "n_tokens": 3, "n_takeovers": 0, "takeover_positions": [], "tokens_per_second": 1.0, "response": "2",
@@ -223,3 +223,24 @@ def test_a_results_file_holds_one_datasets_records(tmp_path, data, capsys):
     assert main(["eval", "--dataset", str(tmp_path / "other.jsonl"), "--out", str(mine), "--pair", "tiny",
                  "--max-tokens", "8", "--connect", f"ipc://{tmp_path}/none.sock", "--no-autostart"]) == 1
     assert "holds results of the dataset 'sums', this run's is 'other'" in capsys.readouterr().err
+
+
+def test_plan_eval_runs_only_what_the_file_lacks_and_refuses_a_mix(tmp_path):
+    from tokint_local.datasets import load_dataset
+    from tokint_local.evaluation import plan_eval, prompt_hash, records_of
+    from tokint_local.results_file import Config
+
+    path = tmp_path / "sums.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{n}", "prompt": f"{n}+1?", "checker": "numeric", "answer": n + 1})
+                            + "\n" for n in range(3)))
+    items = load_dataset(str(path))
+    configs = [Config("base"), Config("intervene", 4, 0.5)]
+    base = {"pair": "tiny", "divergence": "kl", "max_tokens": 8, "dataset": "sums"}
+    held = [{**RECORD, "item": "q1", "prompt_sha256": prompt_hash("1+1?"), "settings": {**RECORD["settings"], "dataset": "sums"}}]
+    todo = plan_eval(tmp_path / "r.jsonl", held, items, configs, base)
+    assert [(item.id, cfg.key) for item, cfg in todo] == [
+        ("q0", "base"), ("q0", "intervene/budget=4/threshold=0.5"),
+        ("q1", "intervene/budget=4/threshold=0.5"), ("q2", "base"), ("q2", "intervene/budget=4/threshold=0.5")]
+    assert records_of(held, items[:1], configs) == [] and records_of(held, items, configs) == held
+    with pytest.raises(ConfigError, match="max_tokens 8, this run asks 16.*--max-tokens 8"):
+        plan_eval(tmp_path / "r.jsonl", held, items, configs, {**base, "max_tokens": 16})

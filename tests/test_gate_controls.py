@@ -13,7 +13,8 @@ from conftest import models_toml_text
 from tokint_local.cli import main
 from tokint_local.engine import generate
 from tokint_local.errors import InvalidParameter
-from tokint_local.evaluation import Config, configs_in, summarize_results
+from tokint_local.evaluation import summarize_results
+from tokint_local.results_file import Config, configs_in
 from tokint_local.events import GenerationRequest, TokenEvent
 from tokint_local.gate import GATE_DRAW, Gate, threshold_for_rate
 from tokint_local.sampling import Sampler, position_uniform

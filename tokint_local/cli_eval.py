@@ -12,18 +12,19 @@ from pathlib import Path
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
 from .events import CONTROL_THRESHOLDS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
-from .request import from_flags
+from .request import flag, from_flags
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import DATASETS, load_dataset
-    from .evaluation import (ResultsFile, check_dataset, check_prompts, check_resumable, configs_for, configs_in, parse_budgets, run_eval,
+    from .evaluation import (check_dataset, check_prompts, configs_for, parse_budgets, plan_eval, records_of, run_eval,
                              summarize_results)
+    from .results_file import ResultsFile, configs_in
 
     if args.plot is not None:
         _check_plot_path(Path(args.plot))  # before any work, not after it
     if args.report:  # what the results file holds, every configuration; nothing runs, no model loads
-        chosen = [f"--{name.replace('_', '-')}" for name in RUN_DEFAULTS if getattr(args, name) is not None]
+        chosen = [flag(name) for name in RUN_DEFAULTS if getattr(args, name) is not None]
         if chosen:
             raise ConfigError(f"--report reports every configuration the results file holds, as it was run: drop "
                               f"{', '.join(chosen)} (what a run is to run)")
@@ -81,13 +82,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         entry = load_models(args.models).pair(args.pair)
         base["pair"] = entry.name
+    todo = None
     if base["pair"] is not None:  # the pair is known: a mismatched resume fails before a model loads or a tokintd starts
-        check_resumable(results.path, held, items, configs, base)
-        done = {(r["item"], r["config"]) for r in held}
-        if all((item.id, cfg.key) in done for item in items for cfg in configs):  # nothing to run: no model
+        todo = plan_eval(results.path, held, items, configs, base)
+        if not todo:  # nothing to run: no model
             sys.stderr.write(f"tokint: {results.path} holds all {len(items)} items x {len(configs)} configurations\n")
-            _eval_report(args, summarize_results(run_eval(items, configs, _nothing, results, base,
-                                                          held_records=held), configs))
+            _eval_report(args, summarize_results(records_of(held, items, configs), configs))
             return 0
     if args.local:
         from .batcher import Batcher
@@ -109,7 +109,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         pair = None
         client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
-        base["pair"] = args.pair or next((p.name for p in client.list_pairs() if p.default), None)
+        if todo is None:  # the daemon's default pair, known only now
+            base["pair"] = next((p.name for p in client.list_pairs() if p.default), None)
+            try:
+                todo = plan_eval(results.path, held, items, configs, base)
+            except ConfigError:
+                client.close()
+                raise
 
         def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
             f = dict(fields)
@@ -122,7 +128,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for note in shortfalls(support()):  # what the kernel here cannot confine, said once
             sys.stderr.write(f"tokint: {note}\n")
     def run() -> list[dict]:
-        return run_eval(items, configs, generate, results, base, sys.stderr, emit, args.parallel, held)
+        return run_eval(todo, generate, results, base, len(items) * len(configs) - len(todo), sys.stderr, emit,
+                        args.parallel)
 
     try:
         if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
@@ -136,7 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             pair.close()
         else:
             client.close()
-    _eval_report(args, summarize_results(records, configs))
+    _eval_report(args, summarize_results(records_of(held + records, items, configs), configs))
     return 0
 
 
@@ -144,10 +151,6 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 # what a run is to run, and its defaults; --report, which runs nothing, refuses them
 RUN_DEFAULTS = {"gate": "divergence", "threshold": None, "thresholds": None, "modes": ",".join(MODES),
                 "budgets": "4,16,inf", "pair": None, "divergence": "kl", "max_tokens": 512, "seed": 0}
-
-
-def _nothing(prompt: str, fields: dict) -> tuple[str, Summary]:
-    raise AssertionError("a run with nothing to do generated")  # run_eval calls it only for what is missing
 
 
 def _as_held(cfg, held: list[dict]):

@@ -109,7 +109,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _responses_from_results(path: Path, items: list) -> list[tuple[str, Any]]:
     """The reasoning-mode responses a `tokint eval` results file holds, for the dataset's items, in its order."""
-    from .evaluation import ResultsFile
+    from .results_file import ResultsFile
 
     if not path.exists():
         raise ConfigError(f"{path}: no such results file")

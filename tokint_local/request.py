@@ -88,6 +88,11 @@ FLAG_FIELDS = ("mode", "divergence", "threshold", "budget", "max_position", "min
                "temperature", "top_k", "top_p", "seed", "stop", "raw", "return_top", "schedule", "block_size", "gate")
 
 
+def flag(name: str) -> str:
+    """The command-line flag that sets the request field ``name``: ``max_tokens`` -> ``--max-tokens``."""
+    return "--" + name.replace("_", "-")
+
+
 def from_flags(fields: dict[str, Any], defaults: Optional[dict[str, Any]] = None) -> "GenerationRequest":
     """The request a command line's ``fields`` make (over its pair's ``defaults`` where given, as
     with_pair_defaults), checked before any model loads. Where a field is bad the InvalidParameter
@@ -97,7 +102,7 @@ def from_flags(fields: dict[str, Any], defaults: Optional[dict[str, Any]] = None
     except InvalidParameter as exc:
         name, sep, why = str(exc).partition(": ")
         if sep and name in FLAG_FIELDS:
-            raise InvalidParameter(f"--{name.replace('_', '-')}: {why}") from None
+            raise InvalidParameter(f"{flag(name)}: {why}") from None
         raise
 
 
