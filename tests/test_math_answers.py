@@ -152,7 +152,9 @@ def test_near_misses_fail(response, answer):
     ("The answer is -$5.", "-5"),
     ("The answer is 2\u00bd hours.", "5/2"),
     ("The answer is 1\u20442.", "1/2"),
-    ("The answer is not 18, it is 20.", "20"),  # "answer is not": the response's last number
+    ("The answer is not 18, it is 20.", "20"),  # "answer is not": the number after the one it denies
+    ("The answer is not 18. Recounting: 5 + 15 = 20.", "20"),
+    ("The answer is over 9 thousand... no: #### 18", "18"),  # the last marker counts
 ])
 def test_worked_out_forms_of_a_right_answer(response, answer):
     assert check_numeric(response, answer) == (True, "")
@@ -179,6 +181,11 @@ def test_worked_out_forms_of_a_right_answer(response, answer):
     ("She has 18 apples and 000 pears.", "18000"),  # in running text, spaces part numbers
 
     ("The answer is not 18, it is 20.", "18"),
+    ("The answer is not 18.", "18"),  # denied, with nothing after it
+    ("The answer is at least 18.", "18"),  # a bound is no answer
+    ("The answer is more than 18 apples.", "18"),
+    ("#### < 18", "18"),
+    ("The answer is up to $18.", "18"),
     ("\\boxed{-\\$5}", "5"),
     ("\\boxed{1}", "1e+20"),
     ("I got 18. The answer is " + "9" * 5000, "18"),  # a number too long to read is not skipped

@@ -8,8 +8,9 @@ Where the answer is (the first of these found):
    with anything that makes it more than a number (``2\\sqrt{3}``, ``3\\pi``, ``x \\neq 5``) states no
    answer this checker can read, and fails;
 2. what follows the last ``####`` (GSM8K's own marker);
-3. what follows the last "answer is", "answer:" or "answer =" (any case; "answer is not ..." does not
-   count);
+3. what follows the last "answer is", "answer:" or "answer =" (any case). A bound there instead of a
+   number ("at least 18", "more than 18", "up to 18", "< 18") states no answer, and fails; after
+   "the answer is not 18" the answer is the last number that follows the 18 (none: it fails);
 4. the whole response.
 
 In 2-3 the first number there is the answer (it must not be part of a root or a multiple of pi), in
@@ -80,6 +81,11 @@ _HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:,\s*|\(\s*)?(?:or|to|through|till|u
                     re.I)
 
 
+# after a marker, a bound instead of a number: "the answer is at least 18" states no answer
+_BOUND = re.compile(r"(?:at\s+(?:least|most)|(?:no\s+)?(?:more|less|fewer|greater|bigger|larger|smaller)\s+than|"
+                    r"over|under|up\s+to|above|below|[<>≤≥]|\\[lg]eq?\b)\s*[-+]?(?:\\?\$)?\s*\d", re.I)
+
+
 def boxed(response: str) -> Optional[str]:
     """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) that closes, nested braces kept;
     None if none. One pass over the braces: linear in the length of ``response``."""
@@ -102,7 +108,8 @@ def boxed(response: str) -> Optional[str]:
 
 def answer_span(response: str) -> tuple[str, str]:
     """The part of ``response`` that holds the final answer, and where it came from: ``box``,
-    ``marker`` (####, "the answer is") or ``response`` (the whole of it)."""
+    ``marker`` (####, "the answer is"), ``bound`` (a marker followed by "at least", "more than" ...:
+    no answer) or ``response`` (the whole of it; after "the answer is not 18", what follows the 18)."""
     box = boxed(response)
     if box is not None:
         return box.rsplit("=", 1)[-1], "box"
@@ -110,9 +117,13 @@ def answer_span(response: str) -> tuple[str, str]:
         hits = list(marker.finditer(response))
         if hits:
             rest = response[hits[-1].end():].strip()
-            if re.match(r"not\b", rest, re.I):
-                return "", "marker"
-            return (rest.splitlines()[0] if rest else "").rsplit("=", 1)[-1], "marker"
+            line = rest.splitlines()[0] if rest else ""
+            if _BOUND.match(rest):
+                return line, "bound"
+            if re.match(r"not\b", rest, re.I):  # "not 18, it is 20": what follows the number it denies
+                denied = re.search(r"\d[\d,.]*", rest)
+                return (rest[denied.end():] if denied else ""), "response"
+            return line.rsplit("=", 1)[-1], "marker"
     return response, "response"
 
 
@@ -244,6 +255,8 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     if source != "response":  # in a box or after a marker, 18 000 is one number; in running text, two
         span = _SPACED.sub(lambda m: re.sub(r"\s", "", m.group()), span)
         span = _ON_THE_HOUR.sub(r"\1", span)  # 2:00 PM states the hour: GSM8K's "what time" answers are hours
+    if source == "bound":
+        return None, f"the answer is a bound, not a number: {_clip(span)!r}"
     if source == "box":
         text = normalize(span)
         sole = _sole_number(text)
