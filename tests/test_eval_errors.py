@@ -244,3 +244,18 @@ def test_plan_eval_runs_only_what_the_file_lacks_and_refuses_a_mix(tmp_path):
     assert records_of(held, items[:1], configs) == [] and records_of(held, items, configs) == held
     with pytest.raises(ConfigError, match="max_tokens 8, this run asks 16.*--max-tokens 8"):
         plan_eval(tmp_path / "r.jsonl", held, items, configs, {**base, "max_tokens": 16})
+
+
+def test_a_resume_continues_the_files_run_where_flags_are_not_given(tmp_path, data, capsys):
+    """Without --pair/--divergence/--max-tokens a resume takes the file's (a file holds one run), so
+    that a finished run reports without a daemon: here none is listening, and none may be started."""
+    done = {**RECORD, "settings": {**RECORD["settings"], "max_tokens": 9, "divergence": "js"}}
+    out = lines(tmp_path / "r.jsonl", *(json.dumps({**done, "item": f"q{n}"}) for n in range(3)))
+    dead = ["--connect", f"ipc://{tmp_path}/none.sock", "--no-autostart"]
+    assert main(["eval", "--dataset", str(data), "--modes", "base", "--out", str(out), *dead]) == 0
+    captured = capsys.readouterr()
+    assert f"continuing the run in {out}: --pair tiny, --divergence js, --max-tokens 9" in captured.err
+    assert "holds all 3 items x 1 configurations" in captured.err
+    assert captured.out.splitlines()[2].split()[:3] == ["base", "3", "1.000"]
+    assert main(["eval", "--dataset", str(data), "--modes", "base", "--max-tokens", "8", "--out", str(out), *dead]) == 1
+    assert "made with max_tokens 9, this run asks 8" in capsys.readouterr().err  # a flag given must match

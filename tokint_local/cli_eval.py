@@ -13,13 +13,13 @@ from .cli_research import generate_local, local_pair
 from .errors import ConfigError
 from .events import CONTROL_THRESHOLDS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
 from .request import flag, from_flags
+from .results_file import ResultsFile, configs_in, run_settings
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import DATASETS, load_dataset
     from .evaluation import (check_dataset, check_prompts, configs_for, parse_budgets, plan_eval, records_of, run_eval,
                              summarize_results)
-    from .results_file import ResultsFile, configs_in
 
     if args.plot is not None:
         _check_plot_path(Path(args.plot))  # before any work, not after it
@@ -50,8 +50,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _eval_report(args, summarize_results(records, configs))
         _warn_uneven(records)
         return 0
+    given = {name for name in RUN_DEFAULTS if getattr(args, name) is not None}
     for name, default in RUN_DEFAULTS.items():
-        setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+        setattr(args, name, default if name not in given else getattr(args, name))
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
     if args.gate != "divergence" and args.threshold is None and not args.thresholds:
@@ -71,6 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = ResultsFile(Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl"))
     held = results.load()
     check_dataset(results.path, held, every_item, args.dataset)
+    _continue_run(args, results.path, held, given)
     configs = [_as_held(cfg, held) for cfg in configs]
     # greedy; the seed only decides the random gate's positions, the same for every item
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
@@ -151,6 +153,18 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 # what a run is to run, and its defaults; --report, which runs nothing, refuses them
 RUN_DEFAULTS = {"gate": "divergence", "threshold": None, "thresholds": None, "modes": ",".join(MODES),
                 "budgets": "4,16,inf", "pair": None, "divergence": "kl", "max_tokens": 512, "seed": 0}
+
+
+def _continue_run(args: argparse.Namespace, path: Path, held: list[dict], given: set[str]) -> None:
+    """A resume continues the results file's run: its pair, divergence and length limit stand for
+    the flags not given (a flag given must match them: check_resumable)."""
+    theirs = run_settings(held[0]) if held else None  # load() saw to it that every record agrees
+    taken = {k: v for k, v in (theirs or {}).items() if k not in given and v is not None and getattr(args, k) != v}
+    if taken:
+        for key, value in taken.items():
+            setattr(args, key, value)
+        sys.stderr.write(f"tokint: continuing the run in {path}: " + ", ".join(f"{flag(k)} {v}" for k, v in taken.items())
+                         + "\n")
 
 
 def _as_held(cfg, held: list[dict]):
