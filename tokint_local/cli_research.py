@@ -263,13 +263,14 @@ def add_parsers(sub: Any) -> None:
     from .gate import GATES
 
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, resumes: bool = False) -> None:
+        resumed = "; resuming a results file, the file's" if resumes else ""  # cli_eval._continue_run
         p.add_argument("--models", default=argparse.SUPPRESS, help="models.toml to use")
-        p.add_argument("--pair", help="model pair (default: the file's default_pair)")
-        p.add_argument("--divergence", choices=DIVERGENCES, default="kl")
+        p.add_argument("--pair", help=f"model pair (default: the models file's default_pair{resumed})")
+        p.add_argument("--divergence", choices=DIVERGENCES, default="kl", help=f"how the two next-token distributions are compared (default kl{resumed})")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         p.add_argument("--limit", type=_positive, default=None, help="only the first N items of the dataset")
-        p.add_argument("--max-tokens", type=_positive, default=512, help="response length limit (default 512)")
+        p.add_argument("--max-tokens", type=_positive, default=512, help=f"response length limit (default 512{resumed})")
 
     an = sub.add_parser("analyze", help="where the two models disagree over a response (teacher-forced)")
     common(an)
@@ -290,7 +291,7 @@ def add_parsers(sub: Any) -> None:
     an.set_defaults(func=cmd_analyze)
 
     ev = sub.add_parser("eval", help="accuracy of base, reasoning and intervene modes on a dataset (resumable)")
-    common(ev)
+    common(ev, resumes=True)
     ev.add_argument("--dataset", help="humaneval, gsm8k, aime2025, or FILE.jsonl (see the README for its format); "
                     "required unless --report")
     ev.add_argument("--gate", choices=GATES, default=None,
