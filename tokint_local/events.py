@@ -2,8 +2,10 @@
 token, the summary). The request's types are in request.py and importable from here too.
 
 Frozen dataclasses with ``to_wire()`` / ``from_wire()`` beside them; nothing else builds these
-dicts. ``from_wire`` ignores unknown fields and turns a missing, mistyped or out-of-range field
-into ``InvalidParameter`` naming the field.
+dicts. An event's ``from_wire`` reads what the daemon (or the history store) wrote: it ignores
+unknown fields and gives a missing one its default (a version-1 daemon's token has no
+``channel``), checking nothing else. Requests, which come from clients, are checked field by field
+(request.py: ``InvalidParameter`` naming the field).
 """
 from __future__ import annotations
 
