@@ -26,14 +26,16 @@ def require_models() -> None:
         raise SystemExit(f"real models missing in {MODELS_DIR}; run python3 ../shared/models/fetch_real_models.py")
 
 
-def real_pair(threads: int, n_ctx: int = 4096):
+def real_pair(threads: int, n_ctx: int = 4096, gpu_layers: int = 0):
+    """The real pair in this process; ``gpu_layers`` layers of each model on the GPU (-1: all; a
+    CPU build of llama.cpp keeps them on the CPU)."""
     from tokint_local.config import ModelEntry, PairEntry
     from tokint_local.pair import open_pair
 
     return open_pair(PairEntry(
         "qwen2.5-coder",
-        ModelEntry("base", path=BASE, n_ctx=n_ctx, n_threads=threads),
-        ModelEntry("reasoning", path=REASONING, n_ctx=n_ctx, n_threads=threads),
+        ModelEntry("base", path=BASE, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers),
+        ModelEntry("reasoning", path=REASONING, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers),
     ))
 
 

@@ -48,11 +48,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=5)
     ap.add_argument("--threshold", type=float, default=1.0)
+    ap.add_argument("--gpu-layers", type=int, default=0, help="layers of each model on the GPU (-1: all; default 0)")
     args = ap.parse_args()
     require_models()
-    pair = real_pair(args.threads)
+    pair = real_pair(args.threads, gpu_layers=args.gpu_layers)
     llm = llama_cpp.Llama(str(BASE), n_ctx=4096, n_threads=args.threads, n_threads_batch=args.threads,
-                          logits_all=False, verbose=False)
+                          n_gpu_layers=args.gpu_layers, logits_all=False, verbose=False)
     rows: dict[str, list[float]] = {"bare": [], "base": [], "reasoning": [], "intervene": []}
     takeovers, same_as_bare = [], 0
     for prompt in PROMPTS[: args.prompts]:
@@ -75,7 +76,8 @@ def main() -> None:
         [f"tokint engine, mode intervene (threshold {args.threshold}, unlimited budget, lockstep)",
          mean(rows["intervene"]), mean(rows["intervene"]) / bare],
     ]
-    print(f"\nqwen2.5-coder pair, CPU ({machine()}), {args.threads} threads, greedy, {args.tokens} tokens, "
+    where = "CPU" if args.gpu_layers == 0 else f"{args.gpu_layers} layers on the GPU"
+    print(f"\nqwen2.5-coder pair, {where} ({machine()}), {args.threads} threads, greedy, {args.tokens} tokens, "
           f"{args.prompts} prompts, commit {git_rev()}\n")
     print(table(["run", "tokens/s (mean over prompts)", "ratio to bare loop"], body))
     print(f"\nbase-mode output identical to the bare loop on {same_as_bare}/{args.prompts} prompts; "

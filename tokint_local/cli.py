@@ -272,10 +272,13 @@ def cmd_shutdown(args: argparse.Namespace) -> int:
 
 
 def _add_daemon_arguments(p: argparse.ArgumentParser, local: bool) -> None:
+    """--connect, and --no-autostart; with ``local`` (a command that would start tokintd or run in
+    this process) --local. Without it the command never starts tokintd: --no-autostart is still
+    accepted (scripts pass it to every command) but not offered."""
     p.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS,
                    help="tokintd address (default: $TOKINT_ADDRESS or the per-user ipc socket)")
     p.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS,
-                   help="fail instead of starting tokintd when none is running")
+                   help="fail instead of starting tokintd when none is running" if local else argparse.SUPPRESS)
     if local:
         p.add_argument("--local", action="store_true", help="run in this process instead of through tokintd")
 
