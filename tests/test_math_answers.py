@@ -182,6 +182,8 @@ def test_worked_out_forms_of_a_right_answer(response, answer):
 
     ("The answer is not 18, it is 20.", "18"),
     ("The answer is not 18.", "18"),  # denied, with nothing after it
+    ("The answer is not 2 1/2.", "1/2"),
+    ("The answer is 2 (two) to 3 (three) hours.", "2"),  # a range, its numbers spelled out beside them  # the denied number is the whole mixed number, not its 2
     ("The answer is at least 18.", "18"),  # a bound is no answer
     ("The answer is more than 18 apples.", "18"),
     ("#### < 18", "18"),

@@ -52,7 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     given = {name for name in RUN_DEFAULTS if getattr(args, name) is not None}
     for name, default in RUN_DEFAULTS.items():
-        setattr(args, name, default if name not in given else getattr(args, name))
+        if name not in given:
+            setattr(args, name, default)
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
     if args.gate != "divergence" and args.threshold is None and not args.thresholds:
@@ -78,62 +79,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     base = {"pair": args.pair, "max_tokens": args.max_tokens, "temperature": 0.0, "divergence": args.divergence,
             "seed": args.seed, "dataset": dataset_name}  # "pair" becomes the pair's name below: each record keeps it
     emit = (lambda r: sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")) if args.json else (lambda r: None)
-    slots = None
     if args.local:
         from .config import load_models
 
         entry = load_models(args.models).pair(args.pair)
         base["pair"] = entry.name
-    todo = None
-    if base["pair"] is not None:  # the pair is known: a mismatched resume fails before a model loads or a tokintd starts
+    pair = client = None
+    try:
+        if base["pair"] is None:  # tokintd's default pair, known only by asking it
+            client = _connect(args)
+            base["pair"] = next((p.name for p in client.list_pairs() if p.default), None)
+        # a mismatched resume fails here, before a model loads or (with --pair) a tokintd starts
         todo = plan_eval(results.path, held, items, configs, base)
         if not todo:  # nothing to run: no model
             sys.stderr.write(f"tokint: {results.path} holds all {len(items)} items x {len(configs)} configurations\n")
             _eval_report(args, summarize_results(records_of(held, items, configs), configs))
             return 0
-    if args.local:
-        from .batcher import Batcher
-        from .slots import Slots
+        slots = None
+        if args.local:
+            from .batcher import Batcher
+            from .slots import Slots
 
-        entry, pair = local_pair(args, entry)
-        slots = Slots(pair, Batcher()) if args.parallel > 1 else None
+            entry, pair = local_pair(args, entry)
+            slots = Slots(pair, Batcher()) if args.parallel > 1 else None
 
-        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
-            fields = {k: v for k, v in fields.items() if k != "pair"}
-            if slots is None:
-                tokens, summary = generate_local(pair, prompt, fields)
-            else:
-                events = list(slots.generate(GenerationRequest(prompt=prompt, **fields)))
-                tokens, summary = [e for e in events if isinstance(e, TokenEvent)], events[-1]
-            return "".join(t.text for t in tokens), summary
-    else:
-        from .autostart import connect
+            def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+                fields = {k: v for k, v in fields.items() if k != "pair"}
+                if slots is None:
+                    tokens, summary = generate_local(pair, prompt, fields)
+                else:
+                    events = list(slots.generate(GenerationRequest(prompt=prompt, **fields)))
+                    tokens, summary = [e for e in events if isinstance(e, TokenEvent)], events[-1]
+                return "".join(t.text for t in tokens), summary
+        else:
+            client = client or _connect(args)
 
-        pair = None
-        client = connect(args.connect, args.models, not args.no_autostart, sys.stderr)
-        if todo is None:  # the daemon's default pair, known only now
-            base["pair"] = next((p.name for p in client.list_pairs() if p.default), None)
-            try:
-                todo = plan_eval(results.path, held, items, configs, base)
-            except ConfigError:
-                client.close()
-                raise
+            def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
+                f = dict(fields)
+                events = list(client.generate(prompt, f.pop("pair"), **f))
+                return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
+        sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {results.path}\n")
+        if any(item.checker == "code" for item in items):
+            from .confine import shortfalls, support
 
-        def generate(prompt: str, fields: dict) -> tuple[str, Summary]:
-            f = dict(fields)
-            events = list(client.generate(prompt, f.pop("pair"), **f))
-            return "".join(e.text for e in events if isinstance(e, TokenEvent)), events[-1]
-    sys.stderr.write(f"tokint: {len(items)} items x {len(configs)} configurations, results in {results.path}\n")
-    if any(item.checker == "code" for item in items):
-        from .confine import shortfalls, support
+            for note in shortfalls(support()):  # what the kernel here cannot confine, said once
+                sys.stderr.write(f"tokint: {note}\n")
 
-        for note in shortfalls(support()):  # what the kernel here cannot confine, said once
-            sys.stderr.write(f"tokint: {note}\n")
-    def run() -> list[dict]:
-        return run_eval(todo, generate, results, base, len(items) * len(configs) - len(todo), sys.stderr, emit,
-                        args.parallel)
+        def run() -> list[dict]:
+            return run_eval(todo, generate, results, base, len(items) * len(configs) - len(todo), sys.stderr, emit,
+                            args.parallel)
 
-    try:
         if slots is not None:  # every llama.cpp call on this thread, the items on threads of their own
             from .batcher import serve
 
@@ -143,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if pair is not None:
             pair.close()
-        else:
+        if client is not None:
             client.close()
     _eval_report(args, summarize_results(records_of(held + records, items, configs), configs))
     return 0
@@ -153,6 +148,12 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 # what a run is to run, and its defaults; --report, which runs nothing, refuses them
 RUN_DEFAULTS = {"gate": "divergence", "threshold": None, "thresholds": None, "modes": ",".join(MODES),
                 "budgets": "4,16,inf", "pair": None, "divergence": "kl", "max_tokens": 512, "seed": 0}
+
+
+def _connect(args: argparse.Namespace):
+    from .autostart import connect
+
+    return connect(args.connect, args.models, not args.no_autostart, sys.stderr)
 
 
 def _continue_run(args: argparse.Namespace, path: Path, held: list[dict], given: set[str]) -> None:

@@ -75,8 +75,8 @@ _SCALES = {"thousand": 1000, "k": 1000, "million": 10**6, "billion": 10**9}
 _WORD_NUMBERS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
                  r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred)")
 # after the number a marker gives, another joined to it (5 or 7, 5-7, between 5 and 7, (2, 3), 2 hours and
-# 30 minutes): more than one number
-_HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:,\s*|\(\s*)?(?:or|to|through|till|until|and|vs\.?|versus|-|—|~|…|\.\.\.|"
+# 30 minutes, 2 (two) to 3 (three)): more than one number
+_HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:\([^()\d]{1,40}\)\s*)?(?:,\s*|\(\s*)?(?:or|to|through|till|until|and|vs\.?|versus|-|—|~|…|\.\.\.|"
                     r",|;|:|±|\+/-|\\pm)\s*(?:maybe|possibly|perhaps|about|so)?\s*[-+]?(?:\\?\$)?\s*(?:\d|" + _WORD_NUMBERS + r")",
                     re.I)
 
@@ -121,7 +121,7 @@ def answer_span(response: str) -> tuple[str, str]:
             if _BOUND.match(rest):
                 return line, "bound"
             if re.match(r"not\b", rest, re.I):  # "not 18, it is 20": what follows the number it denies
-                denied = re.search(r"\d[\d,.]*", rest)
+                denied = _NUMBER.search(rest)
                 return (rest[denied.end():] if denied else ""), "response"
             return line.rsplit("=", 1)[-1], "marker"
     return response, "response"
