@@ -182,8 +182,24 @@ def test_worked_out_forms_of_a_right_answer(response, answer):
 
     ("The answer is not 18, it is 20.", "18"),
     ("The answer is not 18.", "18"),  # denied, with nothing after it
-    ("The answer is not 2 1/2.", "1/2"),
-    ("The answer is 2 (two) to 3 (three) hours.", "2"),  # a range, its numbers spelled out beside them  # the denied number is the whole mixed number, not its 2
+    ("The answer is not 2 1/2.", "1/2"),  # the denied number is the whole mixed number, not its 2
+    ("The answer is 2 (two) to 3 (three) hours.", "2"),  # a range, its numbers spelled out beside them
+    ("\\boxed{x - 8}", "-8"),  # algebra is no number: a variable and a number joined by an operator
+    ("\\boxed{total - 8}", "-8"),
+    ("\\boxed{L-8}", "-8"),
+    ("\\boxed{8 - x}", "8"),
+    ("\\boxed{n + 5}", "5"),
+    ("\\boxed{2x}", "2"),
+    ("The answer is x - 8.", "-8"),
+    ("\\boxed{\\text{not } 18}", "18"),  # a denial or a bound in a box, as after a marker
+    ("\\boxed{\\text{at least } 18}", "18"),
+    ("\\boxed{18 \\text{ or more}}", "18"),  # a bound or a guess after the number
+    ("\\boxed{18 \\text{ or so}}", "18"),
+    ("The answer is 18 or so.", "18"),
+    ("The answer is 18+ apples.", "18"),
+    ("So the answer is \\boxed{18", "18"),  # a box the response ends inside (of 180, cut off?)
+    ("\\boxed{20} ... so the answer is \\boxed{18", "20"),
+    ("The answer is $1.5M.", "1.5"),  # M is million
     ("The answer is at least 18.", "18"),  # a bound is no answer
     ("The answer is more than 18 apples.", "18"),
     ("#### < 18", "18"),
@@ -201,7 +217,11 @@ def test_answers_that_are_not_the_number_fail(response, answer):
 def test_hostile_responses_are_read_not_choked_on():
     """An unclosed box used to make boxed() rescan the rest of the response (4,000 took 19 s, so
     these 40,000 would outlast the test timeout); a huge power used to overflow a float."""
-    assert check_numeric("\\boxed{" * 40000, "1") == (False, "no number in the answer")
+    assert check_numeric("\\boxed{" * 40000, "1")[0] is False
+    # whitespace used to be rescanned from every position (4,000 spaces 3 s, 20,000 over a minute)
+    for spaces in (" " * 200_000, "\n" * 200_000, "\t" * 200_000):
+        assert check_numeric("x" + spaces, "18") == (False, "no number in the answer")
+        assert check_numeric("\\boxed{" + spaces + "18}", "18") == (True, "")
     assert check_numeric("\\frac{" * 10000 + "1" + "}" * 10000, "1") == (True, "")
     assert check_numeric("2^{9999}^{9999}" * 100, "1")[0] is False
     assert check_numeric("\\boxed{9^{9999}}", "9")[0] is False
@@ -210,6 +230,10 @@ def test_hostile_responses_are_read_not_choked_on():
 @pytest.mark.parametrize("response, answer", [
     ("The answer is 18 thousand.", "18000"), ("The answer is $18k", "18000"), ("\\boxed{18 \\text{ thousand}}", "18000"),
     ("The answer is 1.5 million dollars", "1500000"), ("The answer is 7 and 1/2 hours", "7.5"), ("The answer is 14:00.", "14"),
+    ("The answer is 7 and 1/2.", "7.5"), ("\\boxed{\\$1.5M}", "1500000"), ("The answer is 18 hundred.", "1800"),
+    ("\\boxed{18 \\text{ (pages)}}", "18"), ("\\boxed{-8}", "-8"), ("The answer is approximately -8.", "-8"),
+    ("\\boxed{10 \\text{ s}}", "10"), ("\\boxed{\\$18/hour}", "18"),
+    ("\x00\x00 18", "18"),  # a NUL of the response's own is no root or pi
 ])
 def test_scale_words_and_spoken_mixed_numbers(response, answer):
     assert check_numeric(response, answer) == (True, "")

@@ -5,11 +5,14 @@ Where the answer is (the first of these found):
 1. the last ``\\boxed{...}`` (braces nested to any depth; ``\\fbox`` too); inside it, what follows
    the last ``=``. A box must hold one number, with units, currency, percent or degree signs and
    words around it at most: a box with two numbers (``5 \\text{ or } 7``, ``(2, 3)``, ``10-12``) or
-   with anything that makes it more than a number (``2\\sqrt{3}``, ``3\\pi``, ``x \\neq 5``) states no
-   answer this checker can read, and fails;
+   with anything that makes it more than a number (``2\\sqrt{3}``, ``3\\pi``, ``x \\neq 5``), algebra
+   (``x - 8``, ``2x``), a bound or a guess (``\\text{at least } 18``, ``18 \\text{ or more}``, ``not 18``)
+   states no answer this checker can read, and fails; so does a last box the response ends inside
+   (``\\boxed{18`` cut off by the length limit: it may have been 180);
 2. what follows the last ``####`` (GSM8K's own marker);
 3. what follows the last "answer is", "answer:" or "answer =" (any case). A bound there instead of a
-   number ("at least 18", "more than 18", "up to 18", "< 18") states no answer, and fails; after
+   number ("at least 18", "more than 18", "up to 18", "< 18", "18 or so", "18+"), or algebra ("x - 8"),
+   states no answer, and fails; after
    "the answer is not 18" the answer is the last number that follows the 18 (none: it fails);
 4. the whole response.
 
@@ -21,7 +24,7 @@ time on the hour, ``2:00 PM``, is its hour, as GSM8K's answers to "what time" ar
 sign, decimals (``18.00``), in scientific notation (``1.5e3``, ``1.5 \\times 10^3``), as a power
 (``2^{10}``, ``5²``), as a fraction (``3/4``, ``\\frac{3}{4}``, ``\\dfrac34``, ``½``, nested fractions) or a
 mixed number (``2\\frac{1}{2}``), with currency signs (``-\\$5`` is -5), percent signs, degree signs and
-units around it, and a trailing period. Powers, products of two numbers (``\\times``, ``\\cdot``, ``*``) and
+units around it, a scale word (``18 hundred``, ``$18k``, ``1.5 million``, ``$1.5M``), and a trailing period. Powers, products of two numbers (``\\times``, ``\\cdot``, ``*``) and
 fractions are worked out exactly; a number of more than 4,000 digits is not read (an answer that needs
 one fails).
 
@@ -46,7 +49,7 @@ _SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d.,
 _DECIMAL = rf"(?:(?:{_INTEGER})(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{{1,4}}(?!\w|\.\d))?"
 # a number: sign, a mixed number or a fraction, else a decimal
 _NUMBER = re.compile(
-    rf"(?<![\w.])(?P<sign>[-+]?)\s*(?:"
+    rf"(?<![\w.])(?:(?P<sign>[-+])\s*)?(?:"  # whitespace only after a sign: a scan linear in the text
     rf"(?P<whole>{_INTEGER})\s+(?P<mnum>\d+)\s*/\s*(?P<mden>\d+)(?!\.?\d|\s*/)"  # 2 1/2 (a mixed number)
     rf"|(?P<num>{_DECIMAL})\s*/\s*(?P<den>{_DECIMAL})(?!\.?\d|\s*/)"  # 3/4, 1.5/2
     rf"|(?P<dec>{_DECIMAL}))"
@@ -65,13 +68,14 @@ _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "�
 _SUPERSCRIPT = {"²": "^2", "³": "^3"}
 # what may sit around the one number in a box: currency, percent and degree signs, words (units), punctuation
 _DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€¥]|\\approx|\\sim|≈|(?<!\\)\b[A-Za-z]+\b"
-                         r"|/(?=\s*[A-Za-z])|[\s.,:;~{}]")  # the slash of a unit per unit: km/h, $/hour
+                         r"|/(?=\s*[A-Za-z])|\(\s*(?=[A-Za-z])|(?<=[A-Za-z])\s*\)|[\s.,:;~{}]")  # km/h, $/hour; 18 (pages)
 # a unit's power (m^2, \text{ ft}^{2}): not a second number in the box
 _UNIT_POWER = re.compile(r"(\d\s*(?:\\[,;:! ]\s*)*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|\\?[A-Za-z]+))"
                          r"\s*\^\s*\{?\s*[23]\s*\}?")
-# a number with a scale word: 18 thousand is 18000, $18k is 18000, 1.5 million is 1500000
-_SCALE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*(thousand|million|billion|k\b|K\b)")
-_SCALES = {"thousand": 1000, "k": 1000, "million": 10**6, "billion": 10**9}
+# a number with a scale word: 18 hundred is 1800, $18k is 18000, 1.5 million and $1.5M are 1500000
+_SCALE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
+                    r"((?i:hundred|thousand|million|billion)|k\b|K\b|M\b)")  # M: $1.5M (m would be metres)
+_SCALES = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 10**6, "m": 10**6, "billion": 10**9}
 _WORD_NUMBERS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
                  r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred)")
 # after the number a marker gives, another joined to it (5 or 7, 5-7, between 5 and 7, (2, 3), 2 hours and
@@ -84,6 +88,14 @@ _HEDGE = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:\([^()\d]{1,40}\)\s*)?(?:,\s*|\(\s*
 # after a marker, a bound instead of a number: "the answer is at least 18" states no answer
 _BOUND = re.compile(r"(?:at\s+(?:least|most)|(?:no\s+)?(?:more|less|fewer|greater|bigger|larger|smaller)\s+than|"
                     r"over|under|up\s+to|above|below|[<>≤≥]|\\[lg]eq?\b)\s*[-+]?(?:\\?\$)?\s*\d", re.I)
+
+
+# after the number, a bound or a guess instead of the number: 18 or more, 18 or so, 18+
+_BOUND_AFTER = re.compile(r"\s*(?:[A-Za-z]+\s*)?(?:or\s+(?:more|less|fewer|so|above|below|over|under|higher|lower|"
+                          r"greater|smaller)\b|\+(?!\s*\d))", re.I)
+# algebra, not a number: x - 8, total + 5, 2x (a variable beside a number by an operator, or a coefficient)
+_EXPRESSION = re.compile(r"(?<![\\\w])[A-Za-z]\w*(?:\s+[-+*/]\s+|[-+*/])\d|\d[xyzn](?![\w.])")
+_EXPRESSION_IN_BOX = re.compile(_EXPRESSION.pattern + r"|\d(?:\s+[-+*/]\s+|[-+*])[A-Za-z]")  # also 8 - x, 5+n
 
 
 def boxed(response: str) -> Optional[str]:
@@ -106,10 +118,29 @@ def boxed(response: str) -> Optional[str]:
     return found
 
 
+def _box_left_open(response: str) -> bool:
+    """Whether the last ``\\boxed{`` (or ``\\fbox{``) never closes: the response ends inside it
+    (cut off by the length limit, or malformed). Linear in the length of ``response``."""
+    last = None
+    for last in re.finditer(r"\\(?:boxed|fbox)\s*\{", response):
+        pass
+    if last is None:
+        return False
+    depth = 1
+    for brace in re.finditer(r"[{}]", response[last.end():]):
+        depth += 1 if brace.group() == "{" else -1
+        if depth == 0:
+            return False
+    return True
+
+
 def answer_span(response: str) -> tuple[str, str]:
     """The part of ``response`` that holds the final answer, and where it came from: ``box``,
     ``marker`` (####, "the answer is"), ``bound`` (a marker followed by "at least", "more than" ...:
-    no answer) or ``response`` (the whole of it; after "the answer is not 18", what follows the 18)."""
+    no answer), ``open`` (the last box never closes: no answer) or ``response`` (the whole of it; after
+    "the answer is not 18", what follows the 18)."""
+    if _box_left_open(response):
+        return response[response.rindex("{") + 1:][:60], "open"
     box = boxed(response)
     if box is not None:
         return box.rsplit("=", 1)[-1], "box"
@@ -149,7 +180,7 @@ def normalize(text: str) -> str:
         if text == before:
             break
     text = re.sub(r"(\d)\s*\(\s*(\d+)\s*\)/\(\s*(\d+)\s*\)", r"\1 \2/\3", text)  # 2\frac{1}{2}: a mixed number
-    text = re.sub(r"(\d)\s+and\s+(\d+\s*/\s*\d+)(?![\d.])", r"\1 \2", text)  # 7 and 1/2: a mixed number
+    text = re.sub(r"(\d)\s+and\s+(\d+\s*/\s*\d+)(?!\d|\.\d)", r"\1 \2", text)  # 7 and 1/2: a mixed number
     return re.sub(r"\(\s*([-+]?[\d.,]+(?:\s*/\s*[\d.,]+)?)\s*\)", r"\1", text)  # parentheses around a number
 
 
@@ -250,6 +281,7 @@ def _plain(number: str) -> str:
 
 def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     """The final answer and its decimal places, or None and why there is none."""
+    response = response.replace(_IRRATIONAL, "")  # normalize's placeholder for a root or pi: never the response's own
     span, source = answer_span(response)
     span = _UNIT_POWER.sub(r"\1", span)  # 18 m^2 is 18 (the 2 no number of its own)
     if source != "response":  # in a box or after a marker, 18 000 is one number; in running text, two
@@ -257,13 +289,22 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
         span = _ON_THE_HOUR.sub(r"\1", span)  # 2:00 PM states the hour: GSM8K's "what time" answers are hours
     if source == "bound":
         return None, f"the answer is a bound, not a number: {_clip(span)!r}"
+    if source == "open":
+        return None, "the last box never closes (the response ends inside it)"
     if source == "box":
         text = normalize(span)
+        if _BOUND.match(text.strip()) or re.match(r"\s*not\b", text, re.I):
+            return None, f"the box holds a bound or a denial, not a number: {_clip(span)!r}"
+        if _EXPRESSION_IN_BOX.search(text):
+            return None, f"the box holds an expression, not a number: {_clip(span)!r}"
         sole = _sole_number(text)
         if isinstance(sole, str):
             return None, f"the box holds {sole}: {_clip(span)!r}"
         if sole is not None:
-            return (sole, _numbers(text, normalized=True)[0][1]), ""
+            value, places, (_, end) = _numbers(text, normalized=True)[0]
+            if _BOUND_AFTER.match(text[end:]):
+                return None, f"the box holds a bound or a guess, not a number: {_clip(span)!r}"
+            return (sole, places), ""
     else:
         text = normalize(span)
         chosen = _numbers(text[:MAX_DIGITS * 2], normalized=True)[:1] if source == "marker" else [_last_number(text)]
@@ -277,6 +318,10 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
                 return None, f"the answer is more than a number: {near!r}"
             if source == "marker" and _HEDGE.match(text[end:]):
                 return None, f"the answer is more than one number: {near!r}"
+            if source == "marker" and _BOUND_AFTER.match(text[end:]):
+                return None, f"the answer is a bound or a guess, not a number: {near!r}"
+            if source == "marker" and _EXPRESSION.search(text[:end]):
+                return None, f"the answer is an expression, not a number: {near!r}"
             return (value, places), ""
         if source == "response":
             return None, "no number in the answer"
