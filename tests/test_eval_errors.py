@@ -259,3 +259,11 @@ def test_a_resume_continues_the_files_run_where_flags_are_not_given(tmp_path, da
     assert captured.out.splitlines()[2].split()[:3] == ["base", "3", "1.000"]
     assert main(["eval", "--dataset", str(data), "--modes", "base", "--max-tokens", "8", "--out", str(out), *dead]) == 1
     assert "made with max_tokens 9, this run asks 8" in capsys.readouterr().err  # a flag given must match
+
+
+@pytest.mark.parametrize("threshold", ["-1", "nan", "lots"])
+def test_analyze_refuses_a_bad_threshold_before_loading_models(data, no_models, threshold, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "--dataset", str(data), "--threshold", threshold, *no_models])
+    assert exit_.value.code == 2
+    assert "--threshold" in capsys.readouterr().err  # argparse's line, not the missing models file's

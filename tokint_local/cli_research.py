@@ -40,6 +40,17 @@ def generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], S
     return [e for e in events if isinstance(e, TokenEvent)], events[-1]
 
 
+def _divergence_threshold(text: str) -> float:
+    """A divergence threshold in nats (the divergences are >= 0): refused before any model loads."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r}: a divergence threshold is a number of nats, 0 or more")
+    return value
+
+
 # -- analyze -----------------------------------------------------------------------------------
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import high_tokens, score_response, summarize
@@ -282,7 +293,8 @@ def add_parsers(sub: Any) -> None:
                     "responses to every item")
     an.add_argument("--from-results", metavar="FILE", help="with --dataset: analyze the reasoning-mode responses "
                     "a `tokint eval` results file holds instead of generating them")
-    an.add_argument("--threshold", type=float, default=1.0, help="what counts as high divergence (default 1.0)")
+    an.add_argument("--threshold", type=_divergence_threshold, default=1.0,
+                    help="what counts as high divergence, in nats (default 1.0)")
     an.add_argument("--raw", action="store_true", help="no chat templates")
     an.add_argument("--plots", metavar="DIR", help="write sparsity.png and position_profile.png here")
     an.add_argument("--top", type=int, default=15, help="list this many highest-divergence tokens")
