@@ -118,20 +118,20 @@ def boxed(response: str) -> Optional[str]:
     return found
 
 
-def _box_left_open(response: str) -> bool:
-    """Whether the last ``\\boxed{`` (or ``\\fbox{``) never closes: the response ends inside it
-    (cut off by the length limit, or malformed). Linear in the length of ``response``."""
+def _open_box(response: str) -> Optional[str]:
+    """What follows the last ``\\boxed{`` (or ``\\fbox{``) where it never closes: the response ends
+    inside it (cut off by the length limit, or malformed); else None. Linear in the length of ``response``."""
     last = None
     for last in re.finditer(r"\\(?:boxed|fbox)\s*\{", response):
         pass
     if last is None:
-        return False
+        return None
     depth = 1
     for brace in re.finditer(r"[{}]", response[last.end():]):
         depth += 1 if brace.group() == "{" else -1
         if depth == 0:
-            return False
-    return True
+            return None
+    return response[last.end():]
 
 
 def answer_span(response: str) -> tuple[str, str]:
@@ -139,8 +139,9 @@ def answer_span(response: str) -> tuple[str, str]:
     ``marker`` (####, "the answer is"), ``bound`` (a marker followed by "at least", "more than" ...:
     no answer), ``open`` (the last box never closes: no answer) or ``response`` (the whole of it; after
     "the answer is not 18", what follows the 18)."""
-    if _box_left_open(response):
-        return response[response.rindex("{") + 1:][:60], "open"
+    left_open = _open_box(response)
+    if left_open is not None:
+        return left_open, "open"
     box = boxed(response)
     if box is not None:
         return box.rsplit("=", 1)[-1], "box"
@@ -290,7 +291,7 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
     if source == "bound":
         return None, f"the answer is a bound, not a number: {_clip(span)!r}"
     if source == "open":
-        return None, "the last box never closes (the response ends inside it)"
+        return None, f"the last box never closes (the response ends inside it): {_clip(span)!r}"
     if source == "box":
         text = normalize(span)
         if _BOUND.match(text.strip()) or re.match(r"\s*not\b", text, re.I):
@@ -301,7 +302,7 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
         if isinstance(sole, str):
             return None, f"the box holds {sole}: {_clip(span)!r}"
         if sole is not None:
-            value, places, (_, end) = _numbers(text, normalized=True)[0]
+            _, places, (_, end) = _numbers(text, normalized=True)[0]
             if _BOUND_AFTER.match(text[end:]):
                 return None, f"the box holds a bound or a guess, not a number: {_clip(span)!r}"
             return (sole, places), ""
