@@ -63,7 +63,7 @@ else:
 
 # the history: the same report at every chunk so far
 hist_rows = []
-for m in sorted({*range(24, N, 12), 30, N}):  # each chunk; 30, where the text below cites random's p = 0.039
+for m in sorted({*range(24, N, 12), 30, N}):  # every 12 items; 30, where the text below cites random's p = 0.039
     s = report(m)
     e, t, r = (next(k for k in s if k.endswith("gate=" + g)) for g in ("entropy", "top1", "random"))
     hist_rows.append(f"| {m} | {n('base', s)} | {n('reasoning', s)} | {n(b4, s)} | {n(e, s)} ({vsd(e, s)}) | "
