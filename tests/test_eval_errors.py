@@ -218,6 +218,11 @@ def test_a_results_file_holds_one_datasets_records(tmp_path, data, capsys):
     assert main(["eval", "--report", "--out", str(both)]) == 1
     assert "both.jsonl:3: a record of dataset 'humaneval', line 1 of 'gsm8k': a results file holds one dataset's" \
         in capsys.readouterr().err
+    # records from before tokint kept the dataset: a built-in's item ids say whose they are
+    older = lines(tmp_path / "older.jsonl", json.dumps({**RECORD, "item": "gsm8k/0"}), json.dumps({**RECORD, "item": "q9"}),
+                  json.dumps({**RECORD, "item": "AIME2025-I/1"}))
+    assert main(["eval", "--report", "--out", str(older)]) == 1
+    assert "older.jsonl:3: a record of dataset 'aime2025', line 1 of 'gsm8k'" in capsys.readouterr().err
     mine = lines(tmp_path / "mine.jsonl", of("sums", "q0"))
     (tmp_path / "other.jsonl").write_text(data.read_text())  # the same items, under another dataset's name
     assert main(["eval", "--dataset", str(tmp_path / "other.jsonl"), "--out", str(mine), "--pair", "tiny",

@@ -63,12 +63,19 @@ def configs_in(records: Iterable[dict]) -> list[Config]:
 RUN_SETTINGS = ("pair", "divergence", "max_tokens")  # one of each per results file: its records compare
 
 
+# the ids the built-in datasets give their items (datasets.py): what a record written before tokint kept
+# the dataset's name says of it
+_BUILT_IN_IDS = (("HumanEval/", "humaneval"), ("gsm8k/", "gsm8k"), ("AIME2025-", "aime2025"))
+
+
 def dataset_of(record: dict) -> Optional[str]:
     """The dataset a record was made from (a built-in's name, or a JSONL file's name without its
-    suffix); None for a record written before tokint kept it (such records match any dataset whose
-    items they are: check_dataset and check_prompts see to that)."""
+    suffix). For a record written before tokint kept it: the built-in dataset its item id is of, else
+    None (such records match any dataset whose items they are: check_dataset and check_prompts see to that)."""
     settings = record.get("settings")
-    return settings.get("dataset") if isinstance(settings, dict) else None
+    if isinstance(settings, dict) and settings.get("dataset") is not None:
+        return settings["dataset"]
+    return next((name for prefix, name in _BUILT_IN_IDS if str(record.get("item")).startswith(prefix)), None)
 
 
 def run_settings(record: dict) -> Optional[dict]:
