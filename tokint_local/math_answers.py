@@ -317,12 +317,13 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             near = _clip(text[max(start - 20, 0) : end + 20].replace(_IRRATIONAL, "√") if source == "response" else span)
             if _IRRATIONAL in beside or re.match(r"\s*\^(?!\s*\{?\s*\\circ)", text[end:]):
                 return None, f"the answer is more than a number: {near!r}"
-            if source == "marker" and _HEDGE.match(text[end:]):
-                return None, f"the answer is more than one number: {near!r}"
-            if source == "marker" and _BOUND_AFTER.match(text[end:]):
-                return None, f"the answer is a bound or a guess, not a number: {near!r}"
-            if source == "marker" and _EXPRESSION.search(text[:end]):
-                return None, f"the answer is an expression, not a number: {near!r}"
+            if source == "marker":
+                if _HEDGE.match(text[end:]):
+                    return None, f"the answer is more than one number: {near!r}"
+                if _BOUND_AFTER.match(text[end:]):
+                    return None, f"the answer is a bound or a guess, not a number: {near!r}"
+                if _EXPRESSION.search(text[:end]):
+                    return None, f"the answer is an expression, not a number: {near!r}"
             return (value, places), ""
         if source == "response":
             return None, "no number in the answer"
