@@ -272,3 +272,21 @@ def test_analyze_refuses_a_bad_threshold_before_loading_models(data, no_models, 
         main(["analyze", "--dataset", str(data), "--threshold", threshold, *no_models])
     assert exit_.value.code == 2
     assert "--threshold" in capsys.readouterr().err  # argparse's line, not the missing models file's
+
+
+def test_intervene_flags_without_intervene_are_refused(tmp_path, data, no_models, capsys):
+    run = ["eval", "--local", "--dataset", str(data), "--out", str(tmp_path / "r.jsonl"), *no_models]
+    assert main(run + ["--modes", "base", "--gate", "random"]) == 1  # not "needs --threshold": the gate is moot
+    assert "--gate: sets how intervene takes over, and --modes base runs no intervene: drop it" in capsys.readouterr().err
+    assert main(run + ["--modes", "base,reasoning", "--threshold", "0.1", "--budgets", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "--threshold, --budgets: set how intervene takes over" in err and "drop them or add intervene" in err
+    assert not (tmp_path / "r.jsonl").exists()
+    assert main(run + ["--modes", "base,intervene", "--budgets", "4"]) == 1  # with intervene: on to the models
+    assert "no-such-models.toml" in capsys.readouterr().err
+
+
+def test_a_limit_past_the_dataset_says_it_runs_them_all(tmp_path, data, no_models, capsys):
+    assert main(["eval", "--local", "--dataset", str(data), "--limit", "99999", "--modes", "base",
+                 "--out", str(tmp_path / "r.jsonl"), *no_models]) == 1  # the models file is missing
+    assert "--limit 99999: " + str(data) + " has 3 items; running all of them" in capsys.readouterr().err

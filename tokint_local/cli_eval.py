@@ -56,19 +56,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
             setattr(args, name, default)
     if not args.dataset:
         raise ConfigError(f"--dataset is required ({', '.join(DATASETS)} or FILE.jsonl), unless --report")
-    if args.gate != "divergence" and args.threshold is None and not args.thresholds:
-        raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
-                          f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES] or ([] if modes else [args.modes])
     if bad:
         raise ConfigError(f"--modes: unknown mode {bad[0]!r} (choose from {', '.join(MODES)})")
+    moot = [flag(name) for name in ("gate", "threshold", "thresholds", "budgets") if name in given]
+    if moot and "intervene" not in modes:
+        raise ConfigError(f"{', '.join(moot)}: set{'s' if len(moot) == 1 else ''} how intervene takes over, and "
+                          f"--modes {args.modes} runs no intervene: drop {'it' if len(moot) == 1 else 'them'} or add intervene")
+    if args.gate != "divergence" and args.threshold is None and not args.thresholds:
+        raise ConfigError(f"--gate {args.gate} needs --threshold ({CONTROL_THRESHOLDS[args.gate]}); "
+                          f"`tokint calibrate --gate {args.gate} --rate R` finds the one for a takeover rate R")
     thresholds = _thresholds(args.thresholds) if args.thresholds else [DEFAULT_THRESHOLD if args.threshold is None else args.threshold]
     configs = configs_for(modes, parse_budgets(args.budgets), thresholds, args.gate)
     for cfg in configs:  # a bad threshold for the gate fails here, before any model loads
         from_flags({"prompt": "", **cfg.params()})
     every_item = load_dataset(args.dataset)  # all of them: a results file of another dataset's items is refused
     items = every_item[:args.limit] if args.limit else every_item
+    if args.limit and args.limit > len(every_item):
+        sys.stderr.write(f"tokint: --limit {args.limit}: {args.dataset} has {len(every_item)} items; running all of them\n")
     dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
     results = ResultsFile(Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl"))
     held = results.load()

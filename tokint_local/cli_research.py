@@ -42,10 +42,9 @@ def generate_local(pair, prompt: str, fields: dict) -> tuple[list[TokenEvent], S
 
 def _divergence_threshold(text: str) -> float:
     """A divergence threshold in nats (the divergences are >= 0): refused before any model loads."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    from .cli import _number  # cli imports this module: at call time, not import time
+
+    value = _number(text)
     if not value >= 0:  # NaN too
         raise argparse.ArgumentTypeError(f"{text!r}: a divergence threshold is a number of nats, 0 or more")
     return value
