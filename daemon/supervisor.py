@@ -51,9 +51,13 @@ def describe_exit(returncode: Optional[int]) -> str:
         return "stopped answering"
     if returncode < 0:
         try:
-            return f"was killed by {signal.Signals(-returncode).name}"
+            name = signal.Signals(-returncode).name
         except ValueError:
             return f"was killed by signal {-returncode}"
+        if name == "SIGILL":  # it restarts only to die again: say what to do
+            return (f"was killed by SIGILL: llama.cpp ran an instruction this CPU or virtual machine does not allow "
+                    f"(see the README's 'Illegal instruction': rebuild llama-cpp-python for this machine)")
+        return f"was killed by {name}"
     return f"exited with status {returncode}"
 
 

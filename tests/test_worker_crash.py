@@ -1,4 +1,4 @@
-"""tokintd outlives its llama.cpp worker: a worker killed mid-generation (SIGKILL, SIGSEGV, SIGABRT)
+"""tokintd outlives its llama.cpp worker: a worker killed mid-generation (SIGKILL, SIGSEGV, SIGABRT, SIGILL)
 ends that generation with ``backend_crashed``, the queued one behind it runs on a fresh worker, the
 history holds the cut generation as failed, and ``status`` counts the restart."""
 import os
@@ -27,7 +27,7 @@ def worker_pid(client: Client) -> int:
     return client.status().worker.pid
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGILL], ids=lambda s: s.name)
 def test_a_worker_killed_mid_generation_fails_only_that_generation(daemon, tokint_home, sig):
     with Client(daemon.address) as c, Client(daemon.address) as other:
         pid = worker_pid(c)
@@ -42,6 +42,8 @@ def test_a_worker_killed_mid_generation_fails_only_that_generation(daemon, tokin
                     os.kill(pid, sig)
         crashed = err.value
         assert f"pid {pid}" in str(crashed) and sig.name in str(crashed)
+        # SIGILL restarts only to die again (a build for another CPU): the error says what to do
+        assert ("README's 'Illegal instruction'" in str(crashed)) == (sig == signal.SIGILL)
         queued_events = list(behind)  # runs on the restarted worker
         assert isinstance(queued_events[-1], Summary) and queued_events[-1].n_tokens == 5
         status = c.status()
