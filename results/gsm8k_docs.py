@@ -83,10 +83,11 @@ different machines and llama.cpp builds (from item 199 on, one built without AMX
 instruction"). Kernels differ between builds (as between batch sizes), so a token near a tie may come out
 otherwise; the run compares configurations item by item, not builds."""
 status = (f"""**Status: the first {N} GSM8K test
-items in all eight configurations** (one item is {100 / N:.1f} points). The run was resumable and ran in chunks of 12 items over several sessions (`results/gsm8k-chunks.sh`);
-`results/gsm8k-qwen2.5-coder.jsonl` holds every response. On this machine one item in all eight
-configurations cost about 3 minutes with `--parallel 4` (about 40 minutes per chunk; responses of 200-400
-tokens, the reasoning model at 3-10 tok/s), so the {N} items took about 12.5 hours of machine time. {BUILDS}""" if DONE else
+items in all eight configurations** (one item is {100 / N:.1f} points). The run was resumable and ran in
+chunks of 12 items over several sessions (`results/gsm8k-chunks.sh`); `results/gsm8k-qwen2.5-coder.jsonl`
+holds every response. One item in all eight configurations cost about 3 minutes with `--parallel 4`
+(about 40 minutes per chunk; responses of 200-400 tokens, the reasoning model at 3-10 tok/s), so the {N}
+items took about 12.5 hours of machine time. {BUILDS}""" if DONE else
           f"""**Status: the first {N} GSM8K
 test items in all eight configurations; too few to conclude much** (one item is {100 / N:.1f} points). The run is
 resumable and continues in chunks (the commands below); `results/gsm8k-qwen2.5-coder.jsonl` holds every
