@@ -63,18 +63,22 @@ random_words = (f"Placing the takeovers at random recovers {'nothing' if n(rnd) 
                 f"At random they reach {acc(rnd)} against base's {acc('base')}")
 if sig:
     verdict = (f"p < 0.05 against {', '.join(sig)}{SO_FAR}, not against the others"
-               + (f"; with three controls compared, {', '.join(weak)} does not clear the corrected bound p < {ALPHA:.3f}"
+               + (f";\n  with three controls compared, {', '.join(weak)} does not clear the corrected bound p < {ALPHA:.3f}"
                   if weak else ""))
 else:
     verdict = "no control differs significantly from it at this size"
 
 # the history: the same report at every chunk so far
-hist_rows = []
+hist_rows, hist_leads = [], {}  # hist_leads: items -> the gate's lead over entropy, top-1, random
 for m in sorted({*range(24, N, 12), 30, N}):  # every 12 items; 30, where the text below cites random's p = 0.039
     s = report(m)
     e, t, r = (next(k for k in s if k.endswith("gate=" + g)) for g in ("entropy", "top1", "random"))
     hist_rows.append(f"| {m} | {n('base', s)} | {n('reasoning', s)} | {n(b4, s)} | {n(e, s)} ({vsd(e, s)}) | "
                      f"{n(t, s)} ({vsd(t, s)}) | {n(r, s)} ({vsd(r, s)}) |")
+    hist_leads[m] = tuple(n(b4, s) - n(k, s) for k in (e, t, r))
+low = min((m for m in hist_leads if m >= 60), key=lambda m: sum(hist_leads[m]))  # where the lead was smallest
+moved = (f"it was {'/'.join(map(str, hist_leads[30]))} items over entropy/top-1/random at 30 items, smallest at {low} "
+         f"({'/'.join(map(str, hist_leads[low]))}), and {'/'.join(map(str, hist_leads[N]))} at {N}")
 history = "\n".join(["| items | base | reasoning | divergence, budget 4 | entropy (vs divergence) | top-1 (vs divergence) | random (vs divergence) |",
                      "|---|---|---|---|---|---|---|", *hist_rows])
 
@@ -134,7 +138,8 @@ other work, so they are rough.)
   takeovers in the first tenth of the response, against {early(b4)} for the divergence gate), {uncertain}.
   {random_words}.
 - **How the comparison moved with the sample** (`--limit` at each chunk): the divergence gate's early
-  lead over the controls (at 30 items random trailed it at p = 0.039) {'has narrowed' if close else 'has moved'} as items came in.
+  lead over the controls (at 30 items random trailed it at p = 0.039) {'has narrowed' if close else 'has moved'} as items came in:
+  {moved}.
 
 {history}
 
