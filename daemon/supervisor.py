@@ -55,8 +55,8 @@ def describe_exit(returncode: Optional[int]) -> str:
         except ValueError:
             return f"was killed by signal {-returncode}"
         if name == "SIGILL":  # it restarts only to die again: say what to do
-            return (f"was killed by SIGILL: llama.cpp ran an instruction this CPU or virtual machine does not allow "
-                    f"(see the README's 'Illegal instruction': rebuild llama-cpp-python for this machine)")
+            return ("was killed by SIGILL: llama.cpp ran an instruction this CPU or virtual machine does not allow "
+                    "(see the README's 'Illegal instruction': rebuild llama-cpp-python for this machine)")
         return f"was killed by {name}"
     return f"exited with status {returncode}"
 
