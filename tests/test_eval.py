@@ -358,3 +358,26 @@ def test_bad_eval_arguments_are_one_clear_line(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["eval", "--dataset", "gsm8k", "--limit", limit])
         assert "must be a whole number of at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("item, measure", [("HumanEval/0", "accuracy (pass@1)"),
+                                           ("gsm8k/0", "accuracy (share of items right)")])
+def test_the_plots_measure_follows_the_dataset(tmp_path, capsys, monkeypatch, item, measure):
+    """pass@1 is HumanEval's measure; a math dataset's plot says what it counts instead."""
+    import matplotlib
+
+    from tokint_local.cli import main
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.fonttype", "none")  # text kept as text, to be read back
+    out = tmp_path / "r.jsonl"
+    f = ResultsFile(out)
+    for mode in ("base", "reasoning"):
+        f.append({"type": "item", "item": item, "config": mode, "mode": mode, "budget": None, "threshold": None,
+                  "passed": mode == "reasoning", "n_tokens": 10, "n_takeovers": 0, "takeover_positions": [],
+                  "tokens_per_second": 5.0, "response": "x"})
+    plot = tmp_path / "accuracy.svg"
+    assert main(["eval", "--report", "--out", str(out), "--plot", str(plot)]) == 0
+    svg = plot.read_text()
+    other = {"accuracy (pass@1)", "accuracy (share of items right)"} - {measure}
+    assert measure in svg and other.pop() not in svg
+    assert f"({item.split('/')[0].lower()})" in svg  # the title names the dataset

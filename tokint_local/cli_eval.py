@@ -8,12 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .cli_research import generate_local, local_pair
 from .errors import ConfigError
 from .events import CONTROL_THRESHOLDS, DEFAULT_THRESHOLD, MODES, GenerationRequest, Summary, TokenEvent
 from .request import flag, from_flags
-from .results_file import ResultsFile, configs_in, run_settings
+from .results_file import ResultsFile, configs_in, dataset_of, run_settings
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -47,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         elif args.limit is not None:
             raise ConfigError("--report --limit N needs --dataset (whose first N items to report on)")
         configs = configs_in(records)
-        _eval_report(args, summarize_results(records, configs))
+        _eval_report(args, summarize_results(records, configs), dataset_of(records[0]))
         _warn_uneven(records)
         return 0
     given = {name for name in RUN_DEFAULTS if getattr(args, name) is not None}
@@ -99,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         todo = plan_eval(results.path, held, items, configs, base)
         if not todo:  # nothing to run: no model
             sys.stderr.write(f"tokint: {results.path} holds all {len(items)} items x {len(configs)} configurations\n")
-            _eval_report(args, summarize_results(records_of(held, items, configs), configs))
+            _eval_report(args, summarize_results(records_of(held, items, configs), configs), dataset_name)
             return 0
         slots = None
         if args.local:
@@ -146,7 +147,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             pair.close()
         if client is not None:
             client.close()
-    _eval_report(args, summarize_results(records_of(held + records, items, configs), configs))
+    _eval_report(args, summarize_results(records_of(held + records, items, configs), configs), dataset_name)
     return 0
 
 
@@ -216,7 +217,7 @@ def _warn_uneven(records: list[dict]) -> None:
                          "items with --dataset D --limit N\n")
 
 
-def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
+def _eval_report(args: argparse.Namespace, summaries: list[dict], dataset: Optional[str]) -> None:
     if args.json:
         for s in summaries:
             sys.stdout.write(json.dumps(s) + "\n")
@@ -225,7 +226,7 @@ def _eval_report(args: argparse.Namespace, summaries: list[dict]) -> None:
     if args.plot:
         from .plots import accuracy_plot
 
-        sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot))}\n")
+        sys.stderr.write(f"tokint: plot {accuracy_plot(summaries, Path(args.plot), dataset=dataset)}\n")
 
 
 def _p(p: float) -> str:

@@ -50,8 +50,11 @@ def position_plot(summary: dict, path: Path, title: str = "") -> Path:
     return Path(path)
 
 
-def accuracy_plot(summaries: list[dict], path: Path, title: str = "") -> Path:
-    """Accuracy against budget for each threshold, with the base and reasoning models as lines."""
+def accuracy_plot(summaries: list[dict], path: Path, title: str = "", dataset: Optional[str] = None) -> Path:
+    """Accuracy against budget for each threshold, with the base and reasoning models as lines.
+
+    ``dataset`` names the y-axis's measure: HumanEval's is pass@1 (one greedy response, its tests run);
+    any other dataset's is the share of items answered right."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     inter = [s for s in summaries if s["mode"] == "intervene"]
@@ -74,9 +77,9 @@ def accuracy_plot(summaries: list[dict], path: Path, title: str = "") -> Path:
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) if t != inf_x else "unlimited" for t in ticks])
     ax.set_xlabel("budget (takeovers per response)")
-    ax.set_ylabel("accuracy (pass@1)")
+    ax.set_ylabel("accuracy (pass@1)" if dataset == "humaneval" else "accuracy (share of items right)")
     ax.set_ylim(0, 1.02)  # a share of the items: the whole range, never below 0
-    ax.set_title(title or "Accuracy against budget")
+    ax.set_title(title or "Accuracy against budget" + (f" ({dataset})" if dataset else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
