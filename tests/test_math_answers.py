@@ -272,3 +272,14 @@ def test_numeric_items_in_a_jsonl_file_use_the_same_checker():
     item = Item("q", "What is 1/8 as a decimal?", "numeric", answer="0.125")
     assert check(item, "It is \\boxed{\\frac{1}{8}}.")[0] and check(item, "Answer: 0.125")[0]
     assert not check(item, "Answer: 0.12")[0]
+
+
+@pytest.mark.parametrize("response, where", [
+    ("\\boxed{10^{100000000}}", "the box holds"), ("\\boxed{10^{-100000000}}", "the box holds"),
+    ("\\boxed{0^{-1}}", "the box holds"), ("The answer is 10^{100000000}.", "the answer is"),
+    ("#### 10^100000000", "the answer is"), ("so 5 and 10^{100000000}", "the answer is"),  # not its exponent
+])
+def test_a_power_too_large_to_work_out_is_named_as_such(response, where):
+    """Powers past MAX_DIGITS are left as written: the verdict says so, never "several numbers" or the exponent."""
+    assert check_numeric(response, "100000000") == (False, check_numeric(response, "5")[1])
+    assert check_numeric(response, "5")[1].startswith(f"{where} a power too large (or undefined) to work out: ")

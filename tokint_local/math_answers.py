@@ -62,6 +62,8 @@ _FRAC = re.compile(r"\\[dt]?frac\s*(?:\{([^{}]*)\}|(\d))\s*(?:\{([^{}]*)\}|(\d))
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _PLAIN = r"\d+(?:\.\d+)?"
 _POWER = re.compile(rf"(?<![\w.])({_PLAIN})\s*\^\s*(?:\{{\s*([-+]?\d{{1,4}})\s*\}}|(\d{{1,4}})(?!\d|\.\d))")
+# a power normalize left as written (too large to work out, or 0 to a negative power): no one number
+_UNWORKED_POWER = re.compile(r"\d\s*\^\s*\{?\s*[-+]?\d")
 _PRODUCT = re.compile(rf"(?<![\w.])({_PLAIN})\s*(?:\\times|\\cdot|×|·|\*)\s*({_PLAIN})(?![\w.]|\s*\^)")
 _IRRATIONAL = "\x00"  # stands for a root, pi or infinity: a number beside one is not the answer
 _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅛": "1/8"}
@@ -298,6 +300,8 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             return None, f"the box holds a bound or a denial, not a number: {_clip(span)!r}"
         if _EXPRESSION_IN_BOX.search(text):
             return None, f"the box holds an expression, not a number: {_clip(span)!r}"
+        if _UNWORKED_POWER.search(text):
+            return None, f"the box holds a power too large (or undefined) to work out: {_clip(span)!r}"
         sole = _sole_number(text)
         if isinstance(sole, str):
             return None, f"the box holds {sole}: {_clip(span)!r}"
@@ -315,6 +319,8 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             if value is None:
                 return None, "the answer is a number too long to read"
             near = _clip(text[max(start - 20, 0) : end + 20].replace(_IRRATIONAL, "√") if source == "response" else span)
+            if _UNWORKED_POWER.match(text[end - 1 : end + 8]) or re.search(r"\d\s*\^\s*\{?\s*$", text[:start]):
+                return None, f"the answer is a power too large (or undefined) to work out: {near!r}"
             if _IRRATIONAL in beside or re.match(r"\s*\^(?!\s*\{?\s*\\circ)", text[end:]):
                 return None, f"the answer is more than a number: {near!r}"
             if source == "marker":
