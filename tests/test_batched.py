@@ -383,3 +383,44 @@ def test_three_at_once_at_the_edges_of_llama_cpps_sizes(tiny_files, n_ctx, n_bat
             assert outcomes == ["PromptTooLong"] * 3
         else:
             assert all(isinstance(o, int) and 1 <= o <= 80 for o in outcomes), (n, outcomes)
+
+
+def test_an_interrupted_batcher_lets_every_waiting_thread_go(tiny_files):
+    """Ctrl+C in the middle of a step (eval --local --parallel 2 hung there, its threads waiting
+    forever): the decodes of that step, those queued and any sent later all get BackendError."""
+    model = LlamaModel(ModelSettings(path=tiny_files["base"], n_ctx=64, n_threads=1), n_seq=3)
+    batcher = Batcher()
+    real = model.decode_batch
+    steps = []
+
+    def interrupted(batch):
+        steps.append(len(batch))
+        if len(steps) == 2:
+            raise KeyboardInterrupt  # as a signal lands between two llama.cpp calls
+        return real(batch)
+
+    model.decode_batch = interrupted
+    outcomes = {}
+
+    def one(seq):
+        with batcher.member():
+            try:
+                batcher.decode(model, seq, [1, 2])
+                batcher.decode(model, seq, [3])
+                outcomes[seq] = "done"
+            except BackendError as exc:
+                outcomes[seq] = str(exc)
+
+    threads = [threading.Thread(target=one, args=(seq,), daemon=True) for seq in range(3)]
+    for thread in threads:
+        thread.start()
+    with pytest.raises(KeyboardInterrupt):
+        serve(batcher, lambda: [thread.join() for thread in threads])
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert outcomes == {seq: "the batcher stopped" for seq in range(3)} and len(steps) == 2
+    with pytest.raises(BackendError, match="stopped"):
+        batcher.decode(model, 0, [4])
+    batcher.post(print, "dropped")  # posted work after the end is dropped, not raised in the poster
+    model.close()

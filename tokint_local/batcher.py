@@ -73,6 +73,9 @@ class Batcher:
         self._waiting: list[_Work] = []  # decodes for the next step
         self._local = threading.local()
         self._owner: Optional[int] = None  # the thread running run()
+        self._lock = threading.Lock()  # orders _send against run()'s closing: no work slips in after it
+        self._closed = False  # run() has ended (stop, or an exception such as Ctrl+C): no work is taken
+        self._stepping: list[_Work] = []  # the decodes of the step under way
         self.stats = BatchStats()
 
     # -- any thread ------------------------------------------------------------------------
@@ -81,12 +84,14 @@ class Batcher:
         if self._on_owner():
             return fn(*args)
         work = _Work(fn=fn, args=args)
-        self._inbox.put(work)
+        self._send(work)
         return work.outcome()
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the Batcher's thread, without waiting for it (exceptions propagate from run)."""
-        self._inbox.put(_Work(fn=fn, args=args, done=_NO_WAITER))
+        """Run ``fn(*args)`` on the Batcher's thread, without waiting for it (exceptions propagate from run);
+        dropped once ``run`` has ended."""
+        with contextlib.suppress(BackendError):
+            self._send(_Work(fn=fn, args=args, done=_NO_WAITER))
 
     def decode(self, model: Any, seq: int, tokens: Sequence[int], rows: Optional[Sequence[int]] = None) -> np.ndarray:
         """``model.decode(tokens, rows, seq)`` in the next step, batched with every other member's decodes."""
@@ -94,10 +99,10 @@ class Batcher:
             return model.decode(tokens, rows, seq)
         work = _Work(model=model, seq=seq, tokens=tuple(tokens), rows=None if rows is None else tuple(rows))
         if getattr(self._local, "member", False):
-            self._inbox.put(work)
+            self._send(work)
             return work.outcome()
         with self.member():  # a thread that did not join takes part in this one step
-            self._inbox.put(work)
+            self._send(work)
             return work.outcome()
 
     @contextlib.contextmanager
@@ -114,6 +119,13 @@ class Batcher:
             self._local.member = False
             self._inbox.put(_LEAVE)
 
+    def _send(self, work: _Work) -> None:
+        """Queue ``work`` for the Batcher's thread; BackendError once ``run`` has ended (nobody would serve it)."""
+        with self._lock:
+            if self._closed:
+                raise BackendError("the batcher stopped")
+            self._inbox.put(work)
+
     def stop(self) -> None:
         """Make ``run`` return once everything sent before this is done."""
         self._inbox.put(_STOP)
@@ -122,6 +134,8 @@ class Batcher:
     def run(self) -> None:
         """Serve calls and steps on this thread until ``stop``."""
         self._owner = threading.get_ident()
+        with self._lock:
+            self._closed = False
         try:
             while True:
                 if self._take(self._inbox.get()):
@@ -136,18 +150,23 @@ class Batcher:
                 if self._waiting and len(self._waiting) >= self._members:
                     self._step()
         finally:
+            # Nobody is left to serve the work queued, waiting for a step or in the step an exception (Ctrl+C)
+            # cut short: its threads get an error, not a wait forever, and later work is refused in _send.
             self._owner = None
-            left = self._waiting
-            self._waiting = []
-            while True:  # nobody is left to serve these: their threads get an error, not a wait forever
-                try:
-                    item = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, _Work):
-                    left.append(item)
+            with self._lock:
+                self._closed = True
+                left = self._stepping + self._waiting
+                self._stepping, self._waiting = [], []
+                while True:
+                    try:
+                        item = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(item, _Work):
+                        left.append(item)
             for work in left:
-                work.finish(error=BackendError("the batcher stopped"))
+                if not work.done.is_set():
+                    work.finish(error=BackendError("the batcher stopped"))
 
     def _on_owner(self) -> bool:
         return self._owner == threading.get_ident()
@@ -176,6 +195,7 @@ class Batcher:
     def _step(self) -> None:
         """One llama_decode per model for every waiting decode (split only past n_batch)."""
         waiting, self._waiting = self._waiting, []
+        self._stepping = waiting
         self.stats.steps += 1
         by_model: dict[int, list[_Work]] = {}
         for work in waiting:
@@ -203,6 +223,7 @@ class Batcher:
                 else:
                     for work, logits in zip(group, results):
                         work.finish(logits)
+        self._stepping = []
 
 
 class _NoWaiter(threading.Event):
