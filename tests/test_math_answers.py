@@ -225,6 +225,14 @@ def test_hostile_responses_are_read_not_choked_on():
     assert check_numeric("\\frac{" * 10000 + "1" + "}" * 10000, "1") == (True, "")
     assert check_numeric("2^{9999}^{9999}" * 100, "1")[0] is False
     assert check_numeric("\\boxed{9^{9999}}", "9")[0] is False
+    # a run of comma groups that is no number was rescanned from every group (64 KB: 53 s)
+    for run in ("1" + ",00" * 40000, "1" + ",000" * 40000 + ",00", "The answer is 1" + ",00" * 40000):
+        assert check_numeric(run, "1")[0] is False
+    # digits past what Python turns into an int, before a scale word, a product or a power (a ValueError)
+    for long in ("9" * 4299 + " million", "9" * 5000 + " \\times 2", "2 \\times " + "9" * 5000, "9" * 5000 + "^2",
+                 "1" + ",000" * 4000 + " million", "The answer is " + "9" * 5000 + "k"):
+        assert check_numeric(long, "5")[0] is False
+        assert check_numeric("\\boxed{" + long + "}", "5")[0] is False
 
 
 @pytest.mark.parametrize("response, answer", [

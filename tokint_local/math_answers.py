@@ -41,8 +41,10 @@ from typing import Optional, Union
 
 MAX_DIGITS = 4000  # longer numbers are not read (Python refuses int <-> str past 4,300 digits)
 
-# 1,000,000; the Indian grouping 10,00,000 (a lakh of thousands); or plain digits
-_INTEGER = r"\d{1,3}(?:,\d{3})+(?![\d,])|\d{1,2}(?:,\d{2})+,\d{3}(?![\d,])|\d+"
+# 1,000,000; the Indian grouping 10,00,000 (a lakh of thousands); or plain digits. A grouped number never
+# starts just after a digit and a comma, and its groups are taken atomically (giving one back never helps):
+# otherwise each group of a long run that is no number (1,00,00,...,00) starts a scan to its end, quadratic.
+_INTEGER = (r"(?<!\d,)(?:\d{1,3}(?>(?:,\d{3})+)(?![\d,])|\d{1,2}(?>(?:,\d{2}(?=,))+),\d{3}(?![\d,]))|\d+")
 # thousands grouped by spaces (18 000, 1 450 000): read as one number only where the answer is
 _ON_THE_HOUR = re.compile(r"(?<![\d:.,])(\d{1,2}):00(?![\d:,]|\.\d)")  # a time: 2:00 (pm)
 _SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d.,]|\s*/)")
@@ -75,7 +77,8 @@ _DECORATION = re.compile(r"\\?\$|\\%|%|\^\s*\{?\s*\\circ\s*\}?|\\circ|°|[£€�
 _UNIT_POWER = re.compile(r"(\d\s*(?:\\[,;:! ]\s*)*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|\\?[A-Za-z]+))"
                          r"\s*\^\s*\{?\s*[23]\s*\}?")
 # a number with a scale word: 18 hundred is 1800, $18k is 18000, 1.5 million and $1.5M are 1500000
-_SCALE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
+# (not after a comma either: each group of 1,000,000,... would start a scan to the end, quadratic in the text)
+_SCALE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
                     r"((?i:hundred|thousand|million|billion)|k\b|K\b|M\b)")  # M: $1.5M (m would be metres)
 _SCALES = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 10**6, "m": 10**6, "billion": 10**9}
 _WORD_NUMBERS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
@@ -169,7 +172,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"\\(?:mathbf|boldsymbol|bf|displaystyle)\b", "", text)  # typography: \mathbf{18} is 18
     text = re.sub(r"\\[,!;: ]", "", text)  # LaTeX spacing inside a number: 1\,000
     text = _TEXT.sub(r" \1 ", text)
-    text = _SCALE.sub(lambda m: f" {_exact(Fraction(_plain(m.group(1))) * _SCALES[m.group(2).lower()])} ", text)
+    text = _SCALE.sub(_scaled, text)
     text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2044", "/")
     for glyph, plain in {**_VULGAR, **_SUPERSCRIPT}.items():
         text = text.replace(glyph, (" " if glyph in _VULGAR else "") + plain)
@@ -198,7 +201,20 @@ def _small(value: Fraction) -> bool:
     return max(value.numerator.bit_length(), value.denominator.bit_length()) <= MAX_DIGITS * 3.3
 
 
+def _readable(*numbers: str) -> bool:
+    """Whether every one of ``numbers`` is short enough to read (Python refuses int <-> str past 4,300 digits)."""
+    return all(len(n) <= MAX_DIGITS for n in numbers)
+
+
+def _scaled(m: re.Match) -> str:
+    if not _readable(m.group(1)):
+        return m.group()
+    return f" {_exact(Fraction(_plain(m.group(1))) * _SCALES[m.group(2).lower()])} "
+
+
 def _power(m: re.Match) -> str:
+    if not _readable(m.group(1)):
+        return m.group()  # too long to read: left as written
     base, exponent = Fraction(m.group(1)), int(m.group(2) or m.group(3))
     digits = max(base.numerator.bit_length(), base.denominator.bit_length()) * 0.30103  # of the base
     if abs(exponent) * max(digits, 1) > MAX_DIGITS:
@@ -209,6 +225,8 @@ def _power(m: re.Match) -> str:
 
 
 def _product(m: re.Match) -> str:
+    if not _readable(m.group(1), m.group(2)):
+        return m.group()
     value = Fraction(m.group(1)) * Fraction(m.group(2))
     return f" {_exact(value)} " if _small(value) else m.group()
 
