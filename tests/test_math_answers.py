@@ -291,3 +291,35 @@ def test_a_power_too_large_to_work_out_is_named_as_such(response, where):
     """Powers past MAX_DIGITS are left as written: the verdict says so, never "several numbers" or the exponent."""
     assert check_numeric(response, "100000000") == (False, check_numeric(response, "5")[1])
     assert check_numeric(response, "5")[1].startswith(f"{where} a power too large (or undefined) to work out: ")
+
+
+def test_a_response_cut_off_before_its_answer_fails():
+    """At the length limit a response's last number is one of its steps ("3. Add the bolts": GSM8K's
+    item 1 passed so, its answer being 3); with a box or a marker the answer was given before the cut."""
+    steps = "1. Count the blue bolts.\n2. Halve them.\n3. Add the"
+    assert check_numeric(steps, "3") == (True, "")  # a finished response: its last number counts
+    assert check_numeric(steps, "3", cut_off=True) == (
+        False, "cut off by the length limit before giving an answer (no box or marker)")
+    assert check_numeric("So \\boxed{3}. To check: 1 + 2", "3", cut_off=True) == (True, "")
+    assert check_numeric("#### 3\nThen 5", "3", cut_off=True) == (True, "")
+    item = Item("q", "?", "numeric", answer="3")
+    assert check(item, steps) == (True, "") and check(item, steps, cut_off=True)[0] is False
+    # a box cut off before its brace is a box the response ends inside, cut off or not
+    assert check_numeric("the money left is \\(\\boxed", "3")[1].startswith("the last box never closes")
+    assert check_numeric("... R = 3 ... \\boxed  ", "3")[0] is False
+
+
+def test_eval_tells_the_checker_which_responses_were_cut_off(tmp_path):
+    from tokint_local.evaluation import run_eval
+    from tokint_local.events import Summary
+    from tokint_local.results_file import Config, ResultsFile
+
+    items = [Item(f"q{i}", f"question {i}", "numeric", answer="3") for i in range(2)]
+    reasons = {"question 0": "stop", "question 1": "length"}
+
+    def generate(prompt, fields):
+        return "1. Count.\n2. Halve.\n3. Add", Summary(3, 0, (), reasons[prompt], 1.0, 1.0)
+
+    records = run_eval([(item, Config("base")) for item in items], generate, ResultsFile(tmp_path / "r.jsonl"), {})
+    assert [(r["passed"], r["finish_reason"]) for r in records] == [(True, "stop"), (False, "length")]
+    assert records[1]["why"].startswith("cut off by the length limit")

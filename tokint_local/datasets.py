@@ -277,8 +277,9 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def check(item: Item, response: str) -> tuple[bool, str]:
-    """Whether ``response`` answers ``item``; and, when it does not, why (for a person)."""
+def check(item: Item, response: str, cut_off: bool = False) -> tuple[bool, str]:
+    """Whether ``response`` answers ``item``; and, when it does not, why (for a person). ``cut_off``:
+    the response ended at the length limit (a numeric check then needs a box or a marker)."""
     if item.checker == "code":
         code = extract_code(response, item.entry_point)
         return run_code(f"{item.header}\n{code}\n\n{item.tests}")
@@ -286,5 +287,5 @@ def check(item: Item, response: str) -> tuple[bool, str]:
     if item.checker == "exact":
         ok = answer.strip().strip(".").lower() == (item.answer or "").strip().lower()
         return ok, "" if ok else f"answered {answer[:80]!r}"
-    return check_numeric(response, item.answer or "")
+    return check_numeric(response, item.answer or "", cut_off)
 

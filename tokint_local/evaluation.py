@@ -181,7 +181,7 @@ def run_eval(todo: list[tuple[Item, Config]], generate: Generate, results: Resul
             return {**record, "passed": False, "why": str(exc), "n_tokens": 0, "n_takeovers": 0,
                     "takeover_positions": [], "finish_reason": "prompt_too_long", "tokens_per_second": 0.0,
                     "elapsed_s": 0.0, "response": ""}
-        passed, why = check(item, response)
+        passed, why = check(item, response, cut_off=summary.finish_reason == "length")
         return {
             **record, "passed": passed, "why": why, "n_tokens": summary.n_tokens,
             "n_takeovers": summary.n_takeovers, "takeover_positions": list(summary.takeover_positions),

@@ -126,6 +126,8 @@ def boxed(response: str) -> Optional[str]:
 def _open_box(response: str) -> Optional[str]:
     """What follows the last ``\\boxed{`` (or ``\\fbox{``) where it never closes: the response ends
     inside it (cut off by the length limit, or malformed); else None. Linear in the length of ``response``."""
+    if re.search(r"\\(?:boxed|fbox)\s*$", response[-200:]):  # cut off before its brace
+        return ""
     last = None
     for last in re.finditer(r"\\(?:boxed|fbox)\s*\{", response):
         pass
@@ -389,12 +391,15 @@ def _terminates(value: Fraction) -> bool:
     return d == 1
 
 
-def check_numeric(response: str, answer: str) -> tuple[bool, str]:
+def check_numeric(response: str, answer: str, cut_off: bool = False) -> tuple[bool, str]:
     """Whether ``response``'s final answer is the number ``answer``; and, when not, what it answered
-    (or why no answer could be read)."""
+    (or why no answer could be read). ``cut_off``: the response ended at the length limit; then,
+    without a box or a marker, it gave no answer (its last number is one of its steps: "3. Add ...")."""
     wanted = parse_numbers(answer)
     if not wanted:
         return False, f"the item's answer {answer!r} is not a number"
+    if cut_off and answer_span(response)[1] == "response":
+        return False, "cut off by the length limit before giving an answer (no box or marker)"
     final, why = _final(response)
     if final is None:
         return False, why
