@@ -323,3 +323,20 @@ def test_eval_tells_the_checker_which_responses_were_cut_off(tmp_path):
     records = run_eval([(item, Config("base")) for item in items], generate, ResultsFile(tmp_path / "r.jsonl"), {})
     assert [(r["passed"], r["finish_reason"]) for r in records] == [(True, "stop"), (False, "length")]
     assert records[1]["why"].startswith("cut off by the length limit")
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("\\boxed{x=5, y=6}", "6"), ("\\boxed{a=5, b=6}", "5"), ("\\boxed{a = 5 \\text{ and } b = 6}", "6"),
+    ("The answer is x = 6, y = 7", "6"), ("The answer is x = 6, y = 7", "7"), ("#### a=1; b=2", "1"),
+])
+def test_a_pair_of_assignments_is_no_answer(response, answer):
+    """The box's or marker's text after its last = is read, but two assignments are a pair: neither passes."""
+    assert check_numeric(response, answer)[0] is False
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("\\boxed{x = 2+3 = 5}", "5"), ("The answer is: x = 2 + 3 = 5", "5"), ("\\boxed{x=5}", "5"),
+    ("I have 5 K", "5"), ("$18k", "18000"), ("$1.5M", "1500000"),  # 5 K (a space): kelvin, not thousands
+])
+def test_a_chain_of_equals_and_a_spaced_unit_letter(response, answer):
+    assert check_numeric(response, answer) == (True, "")

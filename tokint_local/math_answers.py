@@ -79,7 +79,9 @@ _UNIT_POWER = re.compile(r"(\d\s*(?:\\[,;:! ]\s*)*(?:\\(?:text|mathrm|textrm|mbo
 # a number with a scale word: 18 hundred is 1800, $18k is 18000, 1.5 million and $1.5M are 1500000
 # (not after a comma either: each group of 1,000,000,... would start a scan to the end, quadratic in the text)
 _SCALE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
-                    r"((?i:hundred|thousand|million|billion)|k\b|K\b|M\b)")  # M: $1.5M (m would be metres)
+                    r"((?i:hundred|thousand|million|billion)|(?<=\d)(?:k|K|M)\b)")  # M: $1.5M (m: metres); 5 K: kelvin
+# a second assignment in a box (x=5, y=6; a = 5 \text{ and } b = 6)
+_ASSIGNMENTS = re.compile(r"=[^=]*?(?:[,;]|\band\b)[\s}]*\\?[A-Za-z][\w{}]*\s*=")
 _SCALES = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 10**6, "m": 10**6, "billion": 10**9}
 _WORD_NUMBERS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
                  r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred)")
@@ -151,6 +153,8 @@ def answer_span(response: str) -> tuple[str, str]:
         return left_open, "open"
     box = boxed(response)
     if box is not None:
+        if _ASSIGNMENTS.search(box):  # x=5, y=6: a pair, not what follows its last =
+            return box, "box"
         return box.rsplit("=", 1)[-1], "box"
     for marker in _MARKERS:
         hits = list(marker.finditer(response))
@@ -162,7 +166,7 @@ def answer_span(response: str) -> tuple[str, str]:
             if re.match(r"not\b", rest, re.I):  # "not 18, it is 20": what follows the number it denies
                 denied = _NUMBER.search(rest)
                 return (rest[denied.end():] if denied else ""), "response"
-            return line.rsplit("=", 1)[-1], "marker"
+            return (line if _ASSIGNMENTS.search(line) else line.rsplit("=", 1)[-1]), "marker"
     return response, "response"
 
 
@@ -344,7 +348,7 @@ def _final(response: str) -> tuple[Optional[tuple[Fraction, int]], str]:
             if _IRRATIONAL in beside or re.match(r"\s*\^(?!\s*\{?\s*\\circ)", text[end:]):
                 return None, f"the answer is more than a number: {near!r}"
             if source == "marker":
-                if _HEDGE.match(text[end:]):
+                if _HEDGE.match(text[end:]) or _ASSIGNMENTS.search(text):
                     return None, f"the answer is more than one number: {near!r}"
                 if _BOUND_AFTER.match(text[end:]):
                     return None, f"the answer is a bound or a guess, not a number: {near!r}"
