@@ -61,10 +61,20 @@ def test_jsonl_datasets_are_checked(tmp_path):
     assert [i.id for i in items] == ["1", "2"] and items[0].answer == "4"
     for line, message in [('{"prompt": "x", "checker": "fuzzy", "answer": "1"}', "checker must be one of"),
                           ('{"prompt": "x", "checker": "exact"}', "needs an 'answer'"),
-                          ('{"prompt": "x", "checker": "code"}', "needs 'tests'"), ("not json", "not valid JSON")]:
+                          ('{"prompt": "x", "checker": "code"}', "needs 'tests'"), ("not json", "not valid JSON"),
+                          ('{"prompt": "x", "checker": "numeric", "answer": "1e99999"}', "not '1e99999'"),
+                          ('{"prompt": "x", "checker": "numeric", "answer": "5 or 7"}', "needs one number")]:
         p.write_text(line + "\n")
         with pytest.raises(ConfigError, match=message):
             load_jsonl(p)
+    # a huge answer is shown clipped, on one line
+    p.write_text(json.dumps({"prompt": "x", "checker": "numeric", "answer": "9" * 5000 + " million"}) + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_jsonl(p)
+    assert "(5008 characters)" in str(err.value) and len(str(err.value)) < 300
+    for answer in ("18", "1,000", "$18.50", "3/4", "-2.5", "18 apples", "1.5 million", "\\frac{1}{2}"):
+        p.write_text(json.dumps({"prompt": "x", "checker": "numeric", "answer": answer}) + "\n")
+        assert load_jsonl(p)[0].answer == answer
 
 
 def test_configs_and_summaries():
@@ -381,3 +391,33 @@ def test_the_plots_measure_follows_the_dataset(tmp_path, capsys, monkeypatch, it
     other = {"accuracy (pass@1)", "accuracy (share of items right)"} - {measure}
     assert measure in svg and other.pop() not in svg
     assert f"({item.split('/')[0].lower()})" in svg  # the title names the dataset
+
+
+def test_ctrl_c_ends_a_parallel_run_at_once_and_it_resumes(tiny_models_toml, tmp_path):
+    """SIGINT mid-run with --parallel 2: the batcher's thread (the main one) takes it mid-step; the run
+    used to hang for ever after printing "interrupted", its item threads waiting on decodes nobody served."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"question {i}", "answer": "x", "checker": "exact"}) + "\n"
+                            for i in range(30)))
+    out = tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-m", "tokint_local.cli", "eval", "--local", "--parallel", "2", "--models", str(tiny_models_toml),
+           "--dataset", str(data), "--modes", "base,intervene", "--budgets", "2", "--max-tokens", "100", "--out", str(out)]
+    # SIGINT as a terminal sends it, also where this test runs as a background job (which ignores it)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while (not out.exists() or len(out.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not end after Ctrl+C")
+    assert proc.returncode == 130, err
+    assert "interrupted; the results file keeps every finished item: run the same command to resume" in err
+    partial = ResultsFile(out).load()
+    assert 2 <= len(partial) < 60 and all("batcher" not in r["why"] for r in partial)  # no failure recorded
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len({(x["item"], x["config"]) for x in ResultsFile(out).load()}) == len(ResultsFile(out).load()) == 60

@@ -89,6 +89,13 @@ def test_eval_refuses_before_loading_models(tmp_path, data, no_models, capsys):
     assert "dataset not found: gsm8k8 (give one of humaneval, gsm8k, aime2025, or a JSONL file)" in capsys.readouterr().err
     assert main(["eval", *no_models]) == 1
     assert "--dataset is required (humaneval, gsm8k, aime2025 or FILE.jsonl)" in capsys.readouterr().err
+    # a results file that cannot be written is refused before a model loads (it failed at the first record)
+    a_file = lines(tmp_path / "a_file", "x")
+    for out, why in [(a_file / "r.jsonl", "Not a directory"), (tmp_path / "missing" / "r.jsonl", "No such file"),
+                     (Path("/proc/r.jsonl"), "")]:
+        assert main(run + ["--out", str(out)]) == 1
+        assert f"--out {out}: cannot write the results file ({why}" in capsys.readouterr().err
+    assert not (tmp_path / "new.jsonl").exists()  # tried, not left behind by the refused runs above
 
 
 def test_analyze_reads_its_results_file_before_loading_models(tmp_path, data, no_models, capsys):

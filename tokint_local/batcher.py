@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -28,7 +29,7 @@ import numpy as np
 
 from .errors import BackendError
 
-_JOIN, _LEAVE, _STOP = "join", "leave", "stop"
+_JOIN, _LEAVE, _STOP, _ABORT = "join", "leave", "stop", "abort"
 
 
 @dataclass(eq=False)
@@ -130,6 +131,12 @@ class Batcher:
         """Make ``run`` return once everything sent before this is done."""
         self._inbox.put(_STOP)
 
+    def abort(self) -> None:
+        """Make ``run`` raise KeyboardInterrupt between two calls or steps, everything still waiting failing
+        with BackendError. Safe in a signal handler (``SimpleQueue.put`` is reentrant), unlike a
+        KeyboardInterrupt raised wherever the Batcher's thread happens to be (mid-step, mid-``Event.set``)."""
+        self._inbox.put(_ABORT)
+
     # -- the Batcher's thread --------------------------------------------------------------
     def run(self) -> None:
         """Serve calls and steps on this thread until ``stop``."""
@@ -175,6 +182,8 @@ class Batcher:
         """Handle one inbox item; True to stop."""
         if item is _STOP:
             return True
+        if item is _ABORT:
+            raise KeyboardInterrupt
         if item is _JOIN:
             self._members += 1
         elif item is _LEAVE:
@@ -260,9 +269,21 @@ def serve(batcher: Batcher, fn: Callable[[], Any]) -> Any:
             batcher.stop()
 
     thread = threading.Thread(target=target, name="batched-driver", daemon=True)
+    # Ctrl+C makes the batcher stop at a clean point (abort) rather than wherever the signal lands; not where
+    # SIGINT is ignored (a background job) or handled by someone else, and only on the main thread (Python's rule)
+    sigint = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if sigint:
+        signal.signal(signal.SIGINT, lambda signum, frame: batcher.abort())
     thread.start()
-    batcher.run()
-    thread.join()
+    try:
+        batcher.run()
+    finally:
+        if sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Also after an exception here (Ctrl+C): ``fn``'s threads still run until their calls fail (run() has
+        # closed the batcher), and the caller must not free the models under them (a use after free: SIGSEGV).
+        thread.join()
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")

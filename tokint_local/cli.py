@@ -328,7 +328,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write(f"tokint: error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("tokint: interrupted\n")
+        sys.stderr.write(f"tokint: interrupted{getattr(args, 'on_interrupt', '')}\n")
         return EXIT_INTERRUPTED
     except UnicodeError as exc:  # text from a file or an argument that is not UTF-8, wherever it surfaces
         sys.stderr.write(f"tokint: error: text that is not valid UTF-8 ({exc.reason}); give UTF-8 text\n")

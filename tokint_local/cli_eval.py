@@ -79,6 +79,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset_name = args.dataset if args.dataset in DATASETS else Path(args.dataset).stem
     results = ResultsFile(Path(args.out or f"eval-{dataset_name}-{args.pair or 'default'}.jsonl"))
     held = results.load()
+    _check_out_path(results.path)
     check_dataset(results.path, held, every_item, args.dataset)
     _continue_run(args, results.path, held, given)
     configs = [_as_held(cfg, held) for cfg in configs]
@@ -186,6 +187,18 @@ def _as_held(cfg, held: list[dict]):
                          f"resuming it at {ran!r}\n")
         return dataclasses.replace(cfg, threshold=ran)
     return cfg
+
+
+def _check_out_path(path: Path) -> None:
+    """That the results file can be appended to, before a model loads (else the first record would fail)."""
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write the results file ({exc.strerror}); give another") from None
+    if not existed:
+        path.unlink()  # made only to try: a run that stops before its first record leaves no empty file
 
 
 def _check_plot_path(path: Path) -> None:

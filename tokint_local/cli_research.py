@@ -326,7 +326,8 @@ def add_parsers(sub: Any) -> None:
                          "parallel, tokintd --parallel, caps how many run at once); the results file keeps its order")
     ev.add_argument("--connect", metavar="ADDR", default=argparse.SUPPRESS, help="tokintd address")
     ev.add_argument("--no-autostart", action="store_true", default=argparse.SUPPRESS, help="do not start tokintd")
-    ev.set_defaults(func=_cmd_eval, divergence=None, max_tokens=None, seed=None)  # cli_eval.RUN_DEFAULTS fills them
+    ev.set_defaults(func=_cmd_eval, divergence=None, max_tokens=None, seed=None,  # cli_eval.RUN_DEFAULTS fills them
+                    on_interrupt="; the results file keeps every finished item: run the same command to resume")
 
     ca = sub.add_parser("calibrate", help="the threshold that gives a target takeover rate")
     common(ca)

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 from .confine import Limits, Sandbox
 from .errors import ConfigError
-from .math_answers import boxed, check_numeric, parse_numbers
+from .math_answers import boxed, check_numeric, one_number
 
 CHECKERS = ("exact", "numeric", "code")
 CODE_TIMEOUT_S = 10.0
@@ -166,9 +166,10 @@ def load_jsonl(path: Path, limit: Optional[int] = None) -> list[Item]:
         if raw["checker"] in ("exact", "numeric") and (not isinstance(answer, (str, int, float))
                                                       or isinstance(answer, bool) or str(answer).strip() == ""):
             raise ConfigError(f"{path}:{n}: checker {raw['checker']!r} needs an 'answer' (a string or a number)")
-        if raw["checker"] == "numeric" and len(parse_numbers(str(answer))) != 1:
+        if raw["checker"] == "numeric" and one_number(str(answer)) is None:
+            shown = repr(answer) if len(str(answer)) <= 80 else f"{str(answer)[:60]!r}... ({len(str(answer))} characters)"
             raise ConfigError(f"{path}:{n}: checker 'numeric' needs one number as the 'answer' (18000, 1,000, 3/4, "
-                              f"-2.5), not {answer!r}")
+                              f"-2.5), not {shown}")
         if raw["checker"] == "code" and not isinstance(raw.get("tests"), str):
             raise ConfigError(f"{path}:{n}: checker 'code' needs 'tests' (Python code that fails if the answer is wrong)")
         item_id = str(raw.get("id", n))

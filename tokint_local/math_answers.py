@@ -261,6 +261,13 @@ def _sole_number(text: str) -> Union[Fraction, str, None]:
     return found[0][0]
 
 
+def one_number(text: str) -> Optional[Fraction]:
+    """The one number ``text`` states (units, currency and words aside, as in a box), exactly; None
+    where it states none, several, or more than a number (``1e99999``: an exponent past 4 digits)."""
+    sole = _sole_number(normalize(text))
+    return sole if isinstance(sole, Fraction) else None
+
+
 def parse_numbers(text: str) -> list[Fraction]:
     """Every number in ``text`` (after ``normalize``), in order, as exact rationals."""
     return [value for value, _, _ in _numbers(text) if value is not None]
