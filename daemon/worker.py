@@ -21,6 +21,7 @@ import argparse
 import logging
 import itertools
 import os
+import signal
 import sys
 import threading
 import time
@@ -221,6 +222,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--parallel", type=int, default=1, help="generations a pair runs at once, unless its models.toml entry says")
     args = p.parse_args(argv)
+    # Ctrl+C in tokintd's terminal signals its whole process group, this worker too: the daemon owns the
+    # shutdown (it ends the generations, then tells the worker to exit), so the worker ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The channel is the stdout we were given; fd 1 becomes stderr so stray prints cannot corrupt it.
     out_fd = os.dup(1)
     os.dup2(2, 1)

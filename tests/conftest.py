@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -157,12 +158,16 @@ def wait_until(condition, timeout: float = 15.0) -> None:
 class DaemonProcess:
     """A real tokintd in a subprocess, serving a models file at an address."""
 
-    def __init__(self, models: Path, address: str, *extra: str, env: dict | None = None):
+    def __init__(self, models: Path, address: str, *extra: str, env: dict | None = None, terminal: bool = False):
+        """``terminal``: in a process group of its own with SIGINT's default handling, as in a terminal
+        (signal the group with ``os.killpg(proc.pid, ...)``, as Ctrl+C does)."""
         self.address = address
         self.log = Path(tempfile.mkstemp(prefix="tokintd-", suffix=".log")[1])
         cmd = [sys.executable, "-m", "daemon.cli", "--models", str(models), "--bind", address, "--log-level", "debug", *extra]
+        as_in_a_terminal = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if terminal else None
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=Path(__file__).parent.parent)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=Path(__file__).parent.parent,
+                                         start_new_session=terminal, preexec_fn=as_in_a_terminal)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 20.0) -> None:

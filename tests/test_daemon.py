@@ -389,3 +389,24 @@ def test_fields_not_sent_take_the_pairs_defaults(shared_daemon):
         assert listing["tiny-padded"].defaults == {"max_tokens": 7, "threshold": 0.0}
         assert listing["tiny-padded"].compatible is True and listing["tiny-mismatch"].compatible is False
         assert "token 256 differs" in listing["tiny-mismatch"].compat_detail
+
+
+def test_ctrl_c_in_tokintds_terminal_is_a_clean_shutdown(tiny_models_toml, daemon_address):
+    """Ctrl+C signals the terminal's whole process group, the llama.cpp worker too: the worker leaves the
+    shutdown to the daemon (generations end with `shutdown`) instead of dying of a KeyboardInterrupt."""
+    from conftest import DaemonProcess
+
+    d = DaemonProcess(tiny_models_toml, daemon_address, terminal=True)
+    try:
+        with Client(d.address) as c:
+            got = []
+            for event in c.generate("hello", pair="tiny-long", max_tokens=7000):
+                got.append(event)
+                if isinstance(event, TokenEvent) and event.position == 3:
+                    os.killpg(d.proc.pid, signal.SIGINT)
+            assert got[-1].finish_reason == "shutdown"
+        assert d.proc.wait(10) == 0
+        log = d.log.read_text()
+        assert "KeyboardInterrupt" not in log and "Traceback" not in log, log
+    finally:
+        d.stop()
